@@ -1,0 +1,3 @@
+from commhub.cli import main
+
+raise SystemExit(main())

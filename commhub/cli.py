@@ -1,0 +1,99 @@
+"""The `commhub` command: argument parsing and dispatch; each verb lives in commhub/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from commhub import __version__
+from commhub.commands import agents, contacts, db, serve
+from commhub.errors import CommhubError
+from commhub.log import configure_logging
+from commhub.settings import Settings, load_settings
+
+Command = Callable[[Settings, argparse.Namespace], Any]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="configuration file (default: $COMMHUB_CONFIG or "
+                                                    "config/commhub.toml)")
+    parser = argparse.ArgumentParser(prog="commhub", parents=[common],
+                                     description="Phone systems and mailboxes joined to customer files.")
+    parser.add_argument("--version", action="version", version=f"commhub {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    run = verbs.add_parser("serve", parents=[common], help="run the server")
+    run.add_argument("--demo", action="store_true", help="load the demo data into an empty database and "
+                                                        "print a demo agent token")
+    run.add_argument("--host", help="override [server] host")
+    run.add_argument("--port", type=int, help="override [server] port")
+    run.set_defaults(command=serve.serve)
+
+    database = verbs.add_parser("db", help="database maintenance").add_subparsers(dest="db_verb", required=True)
+    database.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(
+        command=db.db_upgrade)
+
+    _contacts(verbs.add_parser("contacts", help="customer files").add_subparsers(dest="contacts_verb",
+                                                                                  required=True), common)
+    _agents(verbs.add_parser("agents", help="agents and tokens").add_subparsers(dest="agents_verb",
+                                                                                 required=True), common)
+    return parser
+
+
+def _contacts(verbs: Any, common: argparse.ArgumentParser) -> None:
+    importing = verbs.add_parser("import", parents=[common], help="import a CSV (Outlook, Google, Excel) or "
+                                                                   "vCard file; re-importing updates")
+    importing.add_argument("file")
+    importing.add_argument("--quiet", action="store_true", help="do not list per-row warnings")
+    importing.set_defaults(command=contacts.contacts_import)
+    finding = verbs.add_parser("find", parents=[common], help="explain the caller-ID match of a number")
+    finding.add_argument("number")
+    finding.add_argument("--json", action="store_true", help="print the match as JSON")
+    finding.add_argument("--language", default="de", choices=("de", "en"))
+    finding.set_defaults(command=contacts.contacts_find)
+    verbs.add_parser("duplicates", parents=[common], help="list likely duplicate contacts").set_defaults(
+        command=contacts.contacts_duplicates)
+
+
+def _agents(verbs: Any, common: argparse.ArgumentParser) -> None:
+    adding = verbs.add_parser("add", parents=[common], help="add an agent and print a token once")
+    adding.add_argument("name")
+    adding.add_argument("--extension", action="append", help="extension, user id or direct number that "
+                                                             "rings this agent (repeatable)")
+    adding.add_argument("--role", choices=("agent", "admin"), default="agent")
+    adding.add_argument("--email")
+    adding.add_argument("--language", choices=("de", "en"))
+    adding.set_defaults(command=agents.agents_add)
+    token = verbs.add_parser("token", parents=[common], help="issue a new token for an agent")
+    token.add_argument("name")
+    token.add_argument("--label", default="cli")
+    token.set_defaults(command=agents.agents_token)
+    verbs.add_parser("list", parents=[common], help="list agents").set_defaults(command=agents.agents_list)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        configure_logging(settings.logging.level, settings.logging.format)
+        result = args.command(settings, args)
+        return asyncio.run(result) if inspect.iscoroutine(result) else int(result)
+    except CommhubError as exc:
+        print(f"commhub: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    if overrides:
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update=overrides)})
+    return settings

@@ -1,0 +1,377 @@
+"""`commhub contacts import`: records from a CSV or vCard file into customer files, in bulk.
+
+A row updates the file it belongs to instead of duplicating it: it matches a stored contact by a
+normalised email address or phone number *and* a compatible name (two colleagues sharing the office
+line or info@ stay two people), or, without either, by the same name in the same company. Rows are
+written in chunks with Core bulk statements, each chunk one transaction: an import of a million
+rows does not hold one giant transaction, and one bad row never aborts the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from commhub.contacts.names import contact_key, fold
+from commhub.contacts.records import ContactRecord, ImportRow
+from commhub.store.files import Problems, contact_values, email_values, organization_values, phone_values
+from commhub.store.models import Contact, EmailAddressRow, Organization, PhoneNumberRow, utcnow
+
+CHUNK_ROWS = 2000
+_UPDATABLE = ("salutation", "title", "first_name", "last_name", "position", "customer_class",
+              "street", "postal_code", "city", "country")
+
+
+@dataclass(slots=True)
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        rate = f", {self.rows / self.seconds:,.0f} rows/s" if self.seconds > 0 else ""
+        return (f"{self.rows} rows: {self.created} created, {self.updated} updated, "
+                f"{self.duplicates} duplicate, {len(self.rejected)} rejected ({self.seconds:.1f} s{rate})")
+
+
+@dataclass(slots=True)
+class _Row:
+    """A record prepared for writing: normalised numbers and addresses, keys for matching."""
+
+    line: int
+    record: ContactRecord
+    values: dict[str, Any]
+    phones: list[dict[str, Any]]
+    company_phones: list[dict[str, Any]]  # switchboard numbers belong to the company, not the person
+    emails: list[dict[str, Any]]
+    company_key: str
+    name_key: str
+
+
+class Importer:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, region: str = "DE",
+                 progress: Callable[[ImportReport], None] | None = None) -> None:
+        self.sessions = sessions
+        self.region = region
+        self.progress = progress
+
+    async def run(self, rows: Iterable[ImportRow]) -> ImportReport:
+        report = ImportReport()
+        started = time.perf_counter()
+        chunk: list[_Row] = []
+        for row in rows:
+            report.rows += 1
+            prepared = self._prepare(row, report)
+            if prepared is not None:
+                chunk.append(prepared)
+            if len(chunk) >= CHUNK_ROWS:
+                await self._write_chunk(chunk, report)
+                chunk = []
+                report.seconds = time.perf_counter() - started
+                if self.progress:
+                    self.progress(report)
+        if chunk:
+            await self._write_chunk(chunk, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare(self, row: ImportRow, report: ImportReport) -> _Row | None:
+        if row.error is not None or row.record is None:
+            report.rejected.append((row.line, row.error or "unreadable row"))
+            return None
+        record = row.record
+        if record.is_empty():
+            report.rejected.append((row.line, "nothing to identify the contact: no name, company, phone or email"))
+            return None
+        problems = Problems()
+        phones = phone_values(record.phones, self.region, problems)
+        emails = email_values(record.emails, problems)
+        report.warnings.extend((row.line, message) for message in problems.messages)
+        company_only = record.is_company_only()
+        own = phones if company_only else [p for p in phones if p["kind"] != "switchboard"]
+        company = [] if company_only else [p for p in phones if p["kind"] == "switchboard"]
+        values = organization_values(record) if company_only else contact_values(record, None)
+        return _Row(row.line, record, values, own, company, emails, fold(record.company),
+                    "" if company_only else contact_key(record.first_name, record.last_name))
+
+    async def _write_chunk(self, chunk: list[_Row], report: ImportReport) -> None:
+        async with self.sessions() as session, session.begin():
+            writer = _ChunkWriter(session, report)
+            await writer.write(chunk)
+
+
+class _ChunkWriter:
+    """Writes one chunk in one transaction with a handful of set-based statements."""
+
+    def __init__(self, session: AsyncSession, report: ImportReport) -> None:
+        self.session = session
+        self.report = report
+        self.now = utcnow()
+        self.created_companies: set[str] = set()
+
+    async def write(self, chunk: list[_Row]) -> None:
+        organizations = await self._organizations(chunk)
+        people = [row for row in chunk if row.name_key or not row.company_key]
+        companies = [row for row in chunk if not row.name_key and row.company_key]
+        for row in people:
+            row.values["organization_id"] = organizations.get(row.company_key)
+        await self._update_files(Organization, "organization_id",
+                                 self._company_files(companies, organizations))
+        await self._people(people)
+        await self._company_numbers(people)
+
+    # --- organizations -------------------------------------------------------------------------
+
+    async def _organizations(self, chunk: list[_Row]) -> dict[str, int]:
+        """Every company named in the chunk, found by its folded name or created."""
+        keys = {row.company_key for row in chunk if row.company_key}
+        found: dict[str, int] = {}
+        for batch in _batches(sorted(keys)):
+            rows = await self.session.execute(select(Organization.name_key, Organization.id)
+                                              .where(Organization.name_key.in_(batch)).order_by(Organization.id))
+            for key, org_id in rows:
+                found.setdefault(key, org_id)
+        missing: dict[str, dict[str, Any]] = {}
+        for row in chunk:
+            if row.company_key and row.company_key not in found:
+                if not row.name_key and row.company_key not in missing:
+                    missing[row.company_key] = row.values  # a company row: create it with all it says
+                missing.setdefault(row.company_key, organization_values(ContactRecord(
+                    company=row.record.company, company_domain=row.record.company_domain)))
+        if missing:
+            ids = await self._insert_returning(Organization, list(missing.values()))
+            found.update(zip(missing, ids, strict=True))
+            self.created_companies = set(missing)
+        return found
+
+    def _company_files(self, companies: list[_Row], organizations: dict[str, int]) -> dict[int, _Row]:
+        """Company rows by organization; a created organization only needs its numbers added."""
+        files: dict[int, _Row] = {}
+        for row in companies:
+            org_id = organizations[row.company_key]
+            if org_id in files:
+                self.report.duplicates += 1
+                _merge(files[org_id], row)
+                continue
+            files[org_id] = row
+            if row.company_key in self.created_companies:
+                self.report.created += 1
+                row.values = {}
+        return files
+
+    # --- people ----------------------------------------------------------------------------------
+
+    async def _people(self, people: list[_Row]) -> None:
+        existing = await self._existing_people(people)
+        new_rows: list[_Row] = []
+        matched: dict[int, _Row] = {}
+        for row in people:
+            contact_id = existing.match(row)
+            if contact_id is None:
+                new_rows.append(row)
+                existing.remember_pending(row)
+            elif contact_id < 0 or contact_id in matched:
+                self.report.duplicates += 1
+                _merge(existing.pending[contact_id] if contact_id < 0 else matched[contact_id], row)
+            else:
+                matched[contact_id] = row
+        await self._create_people(new_rows)
+        await self._update_files(Contact, "contact_id", matched)
+
+    async def _existing_people(self, people: list[_Row]) -> _Existing:
+        emails = sorted({e["address"] for row in people for e in row.emails})
+        numbers = sorted({p["e164"] for row in people for p in row.phones if p["e164"]})
+        names = sorted({row.name_key for row in people if row.name_key})
+        existing = _Existing()
+        for batch in _batches(emails):
+            existing.add_emails(await self.session.execute(
+                select(EmailAddressRow.address, Contact.id, Contact.name_key).join(
+                    Contact, Contact.id == EmailAddressRow.contact_id).where(EmailAddressRow.address.in_(batch))))
+        for batch in _batches(numbers):
+            existing.add_phones(await self.session.execute(
+                select(PhoneNumberRow.e164, Contact.id, Contact.name_key).join(
+                    Contact, Contact.id == PhoneNumberRow.contact_id).where(PhoneNumberRow.e164.in_(batch))))
+        for batch in _batches(names):
+            existing.add_names(await self.session.execute(
+                select(Contact.name_key, Contact.organization_id, Contact.id).where(Contact.name_key.in_(batch))))
+        return existing
+
+    async def _create_people(self, rows: list[_Row]) -> None:
+        if not rows:
+            return
+        ids = await self._insert_returning(Contact, [row.values for row in rows])
+        owners = [{"contact_id": contact_id} for contact_id in ids]
+        await self._insert_children(PhoneNumberRow, [(o, p) for o, row in zip(owners, rows, strict=True)
+                                                     for p in row.phones])
+        await self._insert_children(EmailAddressRow, [(o, e) for o, row in zip(owners, rows, strict=True)
+                                                      for e in row.emails])
+        self.report.created += len(rows)
+
+    async def _company_numbers(self, people: list[_Row]) -> None:
+        """Switchboard numbers found on people's rows are added to their company's file."""
+        by_company: dict[int, _Row] = {}
+        for row in people:
+            org_id = row.values.get("organization_id")
+            if row.company_phones and org_id:
+                holder = by_company.setdefault(org_id, _Row(row.line, row.record, {}, [], [], [], "", ""))
+                _extend_numbers(holder.phones, row.company_phones)
+        if by_company:
+            await self._add_numbers("organization_id", by_company)
+
+    # --- updating stored files -------------------------------------------------------------------
+
+    async def _update_files(self, table: type[Any], column: str, files: dict[int, _Row]) -> None:
+        """Imported values overwrite stored ones (attributes merge); numbers are added, never removed."""
+        if not files:
+            return
+        stored = {row.id: row for row in await self.session.scalars(select(table).where(table.id.in_(list(files))))}
+        added = await self._add_numbers(column, files)
+        for file_id, row in files.items():
+            changed = bool(row.values) and await self._update_values(table, stored[file_id], row.values)
+            if not row.values and stored[file_id].created_at == self.now:
+                continue  # created in this chunk: counted already
+            if changed or file_id in added:
+                self.report.updated += 1
+            else:
+                self.report.duplicates += 1
+
+    async def _update_values(self, table: type[Any], stored: Any, values: dict[str, Any]) -> bool:
+        changes = {name: value for name, value in values.items()
+                   if name in _UPDATABLE + ("name", "domain", "organization_id") and value not in (None, "")
+                   and getattr(stored, name) != value}
+        merged = {**(stored.attributes or {}), **values.get("attributes", {})}
+        if merged != (stored.attributes or {}):
+            changes["attributes"] = merged
+        if table is Contact and ("first_name" in changes or "last_name" in changes):
+            changes["name_key"] = contact_key(changes.get("first_name", stored.first_name),
+                                              changes.get("last_name", stored.last_name))
+        if changes:
+            await self.session.execute(update(table).where(table.id == stored.id)
+                                       .values(updated_at=self.now, **changes))
+        return bool(changes)
+
+    async def _add_numbers(self, column: str, files: dict[int, _Row]) -> set[int]:
+        """Insert the numbers and addresses each file does not have yet; return the files that gained some."""
+        owner_ids = list(files)
+        have_phones: set[tuple[int, str]] = set()
+        have_emails: set[tuple[int, str]] = set()
+        for batch in _batches(owner_ids):
+            owner = getattr(PhoneNumberRow, column)
+            rows = await self.session.execute(select(owner, PhoneNumberRow.e164, PhoneNumberRow.raw)
+                                              .where(owner.in_(batch)))
+            for owner_id, e164, raw in rows:
+                have_phones.update({(owner_id, e164 or raw), (owner_id, raw)})
+            email_owner = getattr(EmailAddressRow, column)
+            rows = await self.session.execute(select(email_owner, EmailAddressRow.address)
+                                              .where(email_owner.in_(batch)))
+            have_emails.update((owner_id, address) for owner_id, address in rows)
+        phones, emails, gained = [], [], set()
+        for owner_id, row in files.items():
+            for phone in row.phones:
+                if (owner_id, phone["e164"] or phone["raw"]) not in have_phones:
+                    phones.append(({column: owner_id}, phone))
+                    gained.add(owner_id)
+            for email in row.emails:
+                if (owner_id, email["address"]) not in have_emails:
+                    emails.append(({column: owner_id}, email))
+                    gained.add(owner_id)
+        await self._insert_children(PhoneNumberRow, phones)
+        await self._insert_children(EmailAddressRow, emails)
+        return gained
+
+    async def _insert_returning(self, table: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+        stamped = [{"created_at": self.now, "updated_at": self.now, **row} for row in rows]
+        result = await self.session.execute(insert(table).returning(table.id, sort_by_parameter_order=True), stamped)
+        return list(result.scalars())
+
+    async def _insert_children(self, table: type[Any], pairs: list[tuple[dict[str, int], dict[str, Any]]]) -> None:
+        if pairs:
+            await self.session.execute(insert(table), [{**owner, **values} for owner, values in pairs])
+
+
+def _merge(first: _Row, later: _Row) -> None:
+    """A later row for the same file: its numbers and addresses join the first row's."""
+    _extend_numbers(first.phones, later.phones)
+    _extend_numbers(first.company_phones, later.company_phones)
+    known = {e["address"] for e in first.emails}
+    first.emails.extend(e for e in later.emails if e["address"] not in known)
+
+
+def _extend_numbers(phones: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
+    """The same number written twice (`030 1234567`, `030/1234567`) is one number."""
+    known = {phone["e164"] or phone["raw"] for phone in phones}
+    for phone in more:
+        key = phone["e164"] or phone["raw"]
+        if key not in known:
+            known.add(key)
+            phones.append(phone)
+
+
+class _Existing:
+    """Stored contacts that rows of one chunk may belong to, plus the chunk's not-yet-written people."""
+
+    def __init__(self) -> None:
+        self.by_email: dict[str, list[tuple[int, str]]] = {}
+        self.by_phone: dict[str, list[tuple[int, str]]] = {}
+        self.by_name: dict[tuple[str, int | None], int] = {}
+        self.pending: dict[int, _Row] = {}
+
+    def add_emails(self, rows: Iterable[Any]) -> None:
+        for address, contact_id, name_key in rows:
+            self.by_email.setdefault(address, []).append((contact_id, name_key))
+
+    def add_phones(self, rows: Iterable[Any]) -> None:
+        for e164, contact_id, name_key in rows:
+            self.by_phone.setdefault(e164, []).append((contact_id, name_key))
+
+    def add_names(self, rows: Iterable[Any]) -> None:
+        for name_key, organization_id, contact_id in rows:
+            self.by_name.setdefault((name_key, organization_id), contact_id)
+
+    def match(self, row: _Row) -> int | None:
+        """The contact this row belongs to: by email, then phone (with a compatible name), then name."""
+        for email in row.emails:
+            found = _compatible(self.by_email.get(email["address"], []), row.name_key)
+            if found is not None:
+                return found
+        for phone in row.phones:
+            found = _compatible(self.by_phone.get(phone["e164"], []), row.name_key) if phone["e164"] else None
+            if found is not None:
+                return found
+        if row.name_key:
+            return self.by_name.get((row.name_key, row.values.get("organization_id")))
+        return None
+
+    def remember_pending(self, row: _Row) -> None:
+        """Rows later in the same chunk must find this one; negative ids mark 'not written yet'."""
+        pending_id = -(len(self.pending) + 1)
+        self.pending[pending_id] = row
+        entry = (pending_id, row.name_key)
+        for email in row.emails:
+            self.by_email.setdefault(email["address"], []).append(entry)
+        for phone in row.phones:
+            if phone["e164"]:
+                self.by_phone.setdefault(phone["e164"], []).append(entry)
+        if row.name_key:
+            self.by_name.setdefault((row.name_key, row.values.get("organization_id")), pending_id)
+
+
+def _compatible(owners: list[tuple[int, str]], name_key: str) -> int | None:
+    for contact_id, stored_key in owners:
+        if not name_key or not stored_key or stored_key == name_key:
+            return contact_id
+    return None
+
+
+def _batches(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

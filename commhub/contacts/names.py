@@ -1,0 +1,36 @@
+"""Folding names and addresses into keys for search, matching and duplicate detection."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+_SPACES = re.compile(r"\s+")
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[^@\s<>(),;:\".]{2,}$")
+
+
+def fold(text: str | None) -> str:
+    """`Jürgen  Müller` and `Juergen Mueller` and `JÜRGEN MÜLLER` share one key."""
+    if not text:
+        return ""
+    text = text.casefold().translate(_GERMAN)
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return _SPACES.sub(" ", text).strip()
+
+
+def contact_key(first: str | None, last: str | None) -> str:
+    return fold(f"{last or ''} {first or ''}")
+
+
+def normalise_email(address: str) -> str | None:
+    """Lower-cased and trimmed, or None when it is not an address (the domain part is case-free by RFC 5321,
+    and no mail system in use treats the local part's case as significant)."""
+    candidate = address.strip().strip("<>").strip().lower()
+    if candidate.startswith("mailto:"):
+        candidate = candidate[len("mailto:"):]
+    return candidate if _EMAIL.match(candidate) and len(candidate) <= 320 else None
+
+
+def email_domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1]

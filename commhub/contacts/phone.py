@@ -1,0 +1,161 @@
+"""Phone-number normalisation: whatever a PBX, a CSV cell or an agent writes, one E.164 key.
+
+Parsing is `phonenumbers` (libphonenumber's metadata); this module only strips what PBXs wrap around
+a number (SIP/tel URIs, display names) and decides what counts as a withheld caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+# What PBXs and carriers send when the caller suppressed their number (CLIR).
+WITHHELD_WORDS = frozenset({
+    "", "0", "anonymous", "unknown", "restricted", "private", "withheld", "unavailable",
+    "blocked", "anonym", "unbekannt", "unterdrückt", "privat", "clir", "null",
+})
+# Shorter national numbers are internal extensions or service codes, never a customer's line.
+MIN_SUBSCRIBER_DIGITS = 6
+_URI = re.compile(r"^(?:sips?|tel):", re.IGNORECASE)
+_DISPLAY_NAME = re.compile(r"^\s*\"?[^\"<]*\"?\s*<([^>]*)>\s*$")  # "Name" <sip:123@host>
+_EXT_PARAM = re.compile(r";ext=([0-9]+)", re.IGNORECASE)
+_HAS_DIGIT = re.compile(r"\d")
+
+LINE_TYPES = {
+    PhoneNumberType.FIXED_LINE: "fixed_line",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.UNKNOWN: "unknown",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    """The outcome of normalising one piece of text: an E.164 key, withheld, or not a number."""
+
+    raw: str
+    e164: str | None = None
+    extension: str | None = None
+    withheld: bool = False
+    problem: str | None = None  # why there is no e164 although the caller was not withheld
+
+    @property
+    def usable(self) -> bool:
+        return self.e164 is not None
+
+
+def normalise(raw: str | None, region: str = "DE") -> PhoneNumber:
+    """Turn `030 1234567`, `+49 (0)30 1234567`, `sip:+49301234567@pbx;user=phone`, … into E.164."""
+    text = (raw or "").strip()
+    if is_withheld(text):
+        return PhoneNumber(raw=text, withheld=True)
+    candidate, extension = _unwrap(text)
+    if is_withheld(candidate):
+        return PhoneNumber(raw=text, withheld=True)
+    if not _HAS_DIGIT.search(candidate):
+        return PhoneNumber(raw=text, problem="contains no digits")
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except NumberParseException as exc:
+        return PhoneNumber(raw=text, problem=_parse_problem(exc))
+    if len(str(parsed.national_number)) < MIN_SUBSCRIBER_DIGITS:
+        return PhoneNumber(raw=text, problem="too short for an outside line (an internal extension?)")
+    if not phonenumbers.is_possible_number(parsed):
+        return PhoneNumber(raw=text, problem="not a possible number (wrong length for its country)")
+    e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+    return PhoneNumber(raw=text, e164=e164, extension=extension or parsed.extension)
+
+
+def is_withheld(text: str) -> bool:
+    return text.strip().strip("+").casefold() in WITHHELD_WORDS
+
+
+def _unwrap(text: str) -> tuple[str, str | None]:
+    """Strip display name, URI scheme, host and parameters; keep a `;ext=` extension."""
+    display = _DISPLAY_NAME.match(text)
+    if display:
+        text = display.group(1)
+    if not _URI.match(text):
+        return text, None
+    extension_match = _EXT_PARAM.search(text)
+    user = _URI.sub("", text, count=1).split("@", 1)[0].split(";", 1)[0]
+    return user.strip(), extension_match.group(1) if extension_match else None
+
+
+def _parse_problem(exc: NumberParseException) -> str:
+    return {
+        NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+        NumberParseException.NOT_A_NUMBER: "not a phone number",
+        NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+        NumberParseException.TOO_SHORT_NSN: "too short",
+        NumberParseException.TOO_LONG: "too long",
+    }.get(exc.error_type, "not a phone number")
+
+
+@lru_cache(maxsize=1)
+def _geocoder():  # type: ignore[no-untyped-def]
+    # Imported on first use: the geocoder's prefix tables cost ~100 MB of memory.
+    from phonenumbers import geocoder
+
+    return geocoder
+
+
+def describe(number: PhoneNumber, *, language: str = "de", locate: bool = True) -> dict[str, object]:
+    """Facts about a number for the screen-pop, useful even when no customer file matches."""
+    if number.withheld:
+        return {"withheld": True, "raw": number.raw}
+    if number.e164 is None:
+        return {"withheld": False, "raw": number.raw, "e164": None, "problem": number.problem}
+    parsed = phonenumbers.parse(number.e164)
+    from phonenumbers import carrier
+
+    facts: dict[str, object] = {
+        "withheld": False,
+        "raw": number.raw,
+        "e164": number.e164,
+        "extension": number.extension,
+        "international": phonenumbers.format_number(parsed, PhoneNumberFormat.INTERNATIONAL),
+        "national": phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL),
+        "region": phonenumbers.region_code_for_number(parsed),
+        "valid": phonenumbers.is_valid_number(parsed),
+        "line_type": LINE_TYPES.get(phonenumbers.number_type(parsed), "unknown"),
+        "carrier": carrier.name_for_number(parsed, language) or None,
+        "location": None,
+    }
+    if locate:
+        facts["location"] = _geocoder().description_for_number(parsed, language) or None
+    return facts
+
+
+_OPERATOR_GROUP = re.compile(r"[-\s/.]\s*(0{1,3})\s*$")
+
+
+def switchboard_prefix(raw: str, e164: str) -> str:
+    """The digits every direct-dial number of a company starts with.
+
+    Switchboards are written with the operator's extension set apart: `+49 30 1234-0`,
+    `+41 44 668 18 00`. Their direct-dial numbers are `+49 30 1234-xx`, so the prefix drops that
+    final group of zeros. A number written without it is its own prefix (`+49 89 123456` →
+    `+49 89 123456 12`).
+    """
+    operator = _OPERATOR_GROUP.search(raw)
+    if operator and e164.endswith(operator.group(1)):
+        return e164[: -len(operator.group(1))]
+    return e164
+
+
+def prefixes_of(e164: str, shortest: int = 6) -> list[str]:
+    """Every proper prefix of an E.164 number, longest first, down to `+CC` plus a few digits."""
+    return [e164[:length] for length in range(len(e164) - 1, shortest - 1, -1)]

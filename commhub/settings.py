@@ -1,0 +1,231 @@
+"""Configuration: TOML file + `COMMHUB_SECTION__KEY` environment overrides + `env:NAME` secrets.
+
+Validated by pydantic at start; every error names the file (or environment variable), the key
+and the problem, so an admin can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from commhub.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/commhub.toml")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/commhub.db"
+ENV_PREFIX = "COMMHUB_"
+SECRET_PREFIX = "env:"
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str | None = None
+
+
+class DatabaseSettings(Section):
+    url: str = DEFAULT_DATABASE_URL
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return url
+
+
+class PhoneSettings(Section):
+    default_region: str = "DE"
+    # City-level location of unknown numbers ("Berlin") from phonenumbers' geocoder; it holds every
+    # country's prefix table in memory (≈ 100 MB), so it is opt-in. Region, line type and carrier are always given.
+    locate: bool = False
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{region!r} is not an ISO 3166 region phonenumbers knows (e.g. DE, AT, CH)")
+        return region
+
+
+class SourceSettings(Section):
+    name: Name
+    adapter: str
+    secret: SecretStr | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MailboxSettings(Section):
+    name: Name
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str
+    password: SecretStr | None = None
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"])
+    mode: Literal["idle", "poll"] = "idle"
+    poll_seconds: int = Field(60, ge=5)
+    after_archive: Annotated[str, Field(pattern=r"^(keep|seen|delete|move:.+)$")] = "keep"
+
+
+class SmtpSettings(Section):
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["ssl", "starttls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str | None = Field(None, alias="from")
+
+
+class AgentDefaults(Section):
+    language: Literal["de", "en"] = "de"
+    token_days: int | None = Field(None, ge=1)
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    phone: PhoneSettings = PhoneSettings()
+    sources: list[SourceSettings] = Field(default_factory=list)
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
+    smtp: SmtpSettings = SmtpSettings()
+    agents: AgentDefaults = AgentDefaults()
+    logging: LoggingSettings = LoggingSettings()
+    source_file: str | None = Field(None, exclude=True)
+
+    @field_validator("sources", "mailboxes")
+    @classmethod
+    def _unique_names(cls, items: list[Any]) -> list[Any]:
+        names = [item.name for item in items]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"names must be unique, repeated: {', '.join(duplicates)}")
+        return items
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override, resolve and validate the configuration; raise ConfigError naming the problem."""
+    environ = os.environ if environ is None else environ
+    path = _choose_path(path, environ)
+    origin = str(path) if path else "defaults"
+    raw = _read_toml(path) if path else {}
+    overridden = _apply_env_overrides(raw, environ)
+    resolved = _resolve_secrets(raw, environ, origin, overridden)
+    try:
+        return Settings.model_validate({**resolved, "source_file": str(path) if path else None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, overridden)) from None
+
+
+def _choose_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
+    if path is None and environ.get("COMMHUB_CONFIG"):
+        path = Path(environ["COMMHUB_CONFIG"])
+    if path is None:
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    return path
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Write `COMMHUB_A__B__C=value` into raw["a"]["b"]["c"]; list items by index (`SOURCES__0__SECRET`).
+
+    Returns {dotted key: variable name} so errors can point at the variable rather than the file.
+    """
+    overridden: dict[str, str] = {}
+    for variable, value in sorted(environ.items()):
+        if not variable.startswith(ENV_PREFIX) or "__" not in variable:
+            continue
+        path = [part.lower() for part in variable[len(ENV_PREFIX):].split("__")]
+        _set_path(raw, path, _parse_env_value(value), variable)
+        overridden[".".join(path)] = variable
+    return overridden
+
+
+def _set_path(node: Any, path: list[str], value: Any, variable: str) -> None:
+    for index, part in enumerate(path):
+        last = index == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"environment {variable}: no list item {part!r} to override")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+            if not last:
+                node.setdefault(key, {})
+        else:
+            raise ConfigError(f"environment {variable}: {'.'.join(path[:index])} is not a section")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def _parse_env_value(value: str) -> Any:
+    """Arrays and tables are written as TOML (`["INBOX", "Sent"]`); everything else stays text,
+    which pydantic converts where the key wants a number or a flag (so a password "1234" stays text)."""
+    if not value.lstrip().startswith(("[", "{")):
+        return value
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _resolve_secrets(node: Any, environ: Mapping[str, str], origin: str,
+                     overridden: dict[str, str], path: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _resolve_secrets(v, environ, origin, overridden, _join(path, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_secrets(v, environ, origin, overridden, _join(path, str(i))) for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith(SECRET_PREFIX):
+        name = node[len(SECRET_PREFIX):]
+        if name not in environ:
+            where = overridden.get(path, origin)
+            raise ConfigError(f"{where}: {path}: environment variable {name} is not set")
+        return environ[name]
+    return node
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(exc: ValidationError, origin: str, overridden: dict[str, str]) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        where = overridden.get(key, origin)
+        problem = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            problem = "unknown key"
+        lines.append(f"{where}: {key}: {problem}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

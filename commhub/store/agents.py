@@ -1,0 +1,103 @@
+"""Agents and their API tokens. Tokens are random, shown once, and stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.errors import Conflict, NotFound
+from commhub.store.models import Agent, AgentExtension, AgentToken, utcnow
+
+TOKEN_PREFIX = "chub_"
+# Writing last_used_at on every request would turn every read into a write; once a minute is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    # A 256-bit random token needs no slow KDF: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_agent(session: AsyncSession, name: str, *, extensions: list[str] | None = None,
+                       role: str = "agent", email: str | None = None, language: str = "de") -> Agent:
+    if await find_agent(session, name) is not None:
+        raise Conflict(f"an agent named {name!r} exists already")
+    taken = await _taken_extensions(session, extensions or [])
+    if taken:
+        raise Conflict(f"extension(s) already assigned: {', '.join(taken)}")
+    agent = Agent(name=name, role=role, email=email, language=language,
+                  extensions=[AgentExtension(extension=ext) for ext in extensions or []])
+    session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def _taken_extensions(session: AsyncSession, extensions: list[str]) -> list[str]:
+    if not extensions:
+        return []
+    rows = await session.scalars(select(AgentExtension.extension).where(AgentExtension.extension.in_(extensions)))
+    return sorted(rows)
+
+
+async def find_agent(session: AsyncSession, name: str) -> Agent | None:
+    return await session.scalar(select(Agent).where(Agent.name == name))
+
+
+async def get_agent_by_name(session: AsyncSession, name: str) -> Agent:
+    agent = await find_agent(session, name)
+    if agent is None:
+        raise NotFound(f"no agent named {name!r}")
+    return agent
+
+
+async def list_agents(session: AsyncSession) -> list[Agent]:
+    return list(await session.scalars(select(Agent).order_by(Agent.name)))
+
+
+async def issue_token(session: AsyncSession, agent: Agent, *, label: str = "",
+                      valid_days: int | None = None) -> str:
+    """Create a token and return it in clear; this is the only time it exists outside the caller."""
+    token = new_token()
+    expires = utcnow() + timedelta(days=valid_days) if valid_days else None
+    session.add(AgentToken(agent_id=agent.id, token_hash=hash_token(token), label=label, expires_at=expires))
+    await session.flush()
+    return token
+
+
+async def revoke_tokens(session: AsyncSession, agent: Agent, *, label: str | None = None) -> int:
+    query = select(AgentToken).where(AgentToken.agent_id == agent.id, AgentToken.revoked_at.is_(None))
+    if label is not None:
+        query = query.where(AgentToken.label == label)
+    tokens = list(await session.scalars(query))
+    for token in tokens:
+        token.revoked_at = utcnow()
+    return len(tokens)
+
+
+async def authenticate(session: AsyncSession, token: str, now: datetime | None = None) -> Agent | None:
+    """The active agent owning this unrevoked, unexpired token, or None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    row = await session.scalar(select(AgentToken).where(AgentToken.token_hash == digest))
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    now = now or utcnow()
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    agent = await session.get(Agent, row.agent_id)
+    if agent is None or not agent.active:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+        await session.commit()
+    return agent

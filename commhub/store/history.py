@@ -1,0 +1,81 @@
+"""The unified timeline: entries of every kind, linked to each contact and organization they concern."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.errors import BadRequest
+from commhub.store.models import Agent, Contact, HistoryEntry, HistoryLink, utcnow
+
+MAX_PAGE = 200
+
+
+async def add_entry(session: AsyncSession, *, kind: str, title: str = "", body: str = "",
+                    data: dict[str, Any] | None = None, agent_id: int | None = None,
+                    contact_ids: list[int] = (), organization_ids: list[int] = (),  # type: ignore[assignment]
+                    occurred_at: datetime | None = None) -> HistoryEntry:
+    occurred_at = occurred_at or utcnow()
+    entry = HistoryEntry(kind=kind, title=title, body=body, data=data or {}, agent_id=agent_id,
+                         occurred_at=occurred_at)
+    session.add(entry)
+    await session.flush()
+    links = ([{"contact_id": cid} for cid in dict.fromkeys(contact_ids)]
+             + [{"organization_id": oid} for oid in dict.fromkeys(organization_ids)])
+    if links:
+        await session.execute(insert(HistoryLink), [{"entry_id": entry.id, "occurred_at": occurred_at, **link}
+                                                    for link in links])
+    return entry
+
+
+def encode_cursor(entry: HistoryEntry) -> str:
+    return f"{entry.occurred_at.isoformat()}|{entry.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        stamp, entry_id = cursor.rsplit("|", 1)
+        return datetime.fromisoformat(stamp), int(entry_id)
+    except ValueError:
+        raise BadRequest(f"invalid cursor {cursor!r}: pass back the `next` value of the previous page") from None
+
+
+async def timeline(session: AsyncSession, *, contact_id: int | None = None, organization_id: int | None = None,
+                   limit: int = 50, before: str | None = None) -> dict[str, Any]:
+    """One page of a timeline, newest first; `next` is the cursor for the following page or None.
+
+    An organization's timeline also shows what concerns its people: the company view.
+    """
+    if contact_id is not None:
+        owner = HistoryLink.contact_id == contact_id
+    else:
+        people = select(Contact.id).where(Contact.organization_id == organization_id)
+        owner = or_(HistoryLink.organization_id == organization_id, HistoryLink.contact_id.in_(people))
+    linked = select(HistoryLink.entry_id).where(owner)
+    statement = select(HistoryEntry).where(HistoryEntry.id.in_(linked))
+    if before:
+        stamp, entry_id = decode_cursor(before)
+        statement = statement.where(or_(HistoryEntry.occurred_at < stamp,
+                                        and_(HistoryEntry.occurred_at == stamp, HistoryEntry.id < entry_id)))
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = list(await session.scalars(statement.order_by(HistoryEntry.occurred_at.desc(), HistoryEntry.id.desc())
+                                      .limit(limit + 1)))
+    page = rows[:limit]
+    return {"items": [await entry_json(session, entry) for entry in page],
+            "next": encode_cursor(page[-1]) if len(rows) > limit else None}
+
+
+async def entry_json(session: AsyncSession, entry: HistoryEntry) -> dict[str, Any]:
+    links = (await session.execute(select(HistoryLink.contact_id, HistoryLink.organization_id)
+                                   .where(HistoryLink.entry_id == entry.id))).all()
+    agent = await session.get(Agent, entry.agent_id) if entry.agent_id else None
+    return {
+        "id": entry.id, "kind": entry.kind, "occurred_at": entry.occurred_at.isoformat(),
+        "title": entry.title, "body": entry.body, "data": entry.data,
+        "agent": {"id": agent.id, "name": agent.name} if agent else None,
+        "contact_ids": [c for c, _ in links if c is not None],
+        "organization_ids": [o for _, o in links if o is not None],
+    }

@@ -1,0 +1,44 @@
+"""Alembic migrations, run from inside commhub (`commhub db upgrade`, and `serve` at start)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    def run(connection: Connection) -> None:
+        command.upgrade(alembic_config(connection), revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def pending_revisions(engine: AsyncEngine) -> list[str]:
+    """Revisions not yet applied (empty when the schema is current)."""
+    script = ScriptDirectory.from_config(alembic_config())
+
+    def read(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        current = await connection.run_sync(read)
+    if current == set(script.get_heads()):
+        return []
+    pending = script.iterate_revisions("heads", tuple(current) or "base")
+    return [revision.revision for revision in pending]

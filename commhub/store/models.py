@@ -1,0 +1,217 @@
+"""The stored domain (DESIGN §2) as SQLAlchemy 2 tables.
+
+Plain, portable types only: the same schema runs on SQLite and PostgreSQL. Times are stored in UTC
+and always come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+    TypeDecorator, UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """SQLite forgets the zone; hand back aware UTC datetimes on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Agent(Base, Timestamps):
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    active: Mapped[bool] = mapped_column(default=True)
+    extensions: Mapped[list[AgentExtension]] = relationship(
+        back_populates="agent", cascade="all, delete-orphan", lazy="selectin")
+    __table_args__ = (CheckConstraint("role IN ('agent', 'admin')", name="role"),)
+
+
+class AgentExtension(Base):
+    """An extension, user id or direct number that rings this agent (the routing key of call events)."""
+
+    __tablename__ = "agent_extensions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    extension: Mapped[str] = mapped_column(String(64), unique=True)
+    agent: Mapped[Agent] = relationship(back_populates="extensions")
+
+
+class AgentToken(Base):
+    __tablename__ = "agent_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Organization(Base, Timestamps):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), index=True)  # folded, for search and matching
+    customer_class: Mapped[str | None] = mapped_column(String(1))
+    street: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(100))
+    domain: Mapped[str | None] = mapped_column(String(253), index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    __table_args__ = (CheckConstraint("customer_class IN ('A', 'B', 'C')", name="class"),)
+
+
+class Contact(Base, Timestamps):
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), index=True)
+    salutation: Mapped[str | None] = mapped_column(String(50))
+    title: Mapped[str | None] = mapped_column(String(50))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(220), index=True)  # folded "last first", for search
+    position: Mapped[str | None] = mapped_column(String(100))
+    customer_class: Mapped[str | None] = mapped_column(String(1))
+    street: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(100))
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    __table_args__ = (CheckConstraint("customer_class IN ('A', 'B', 'C')", name="class"),)
+
+
+class PhoneNumberRow(Base):
+    __tablename__ = "phone_numbers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="work")
+    raw: Mapped[str] = mapped_column(String(100))
+    e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    extension: Mapped[str | None] = mapped_column(String(20))
+    # Set for switchboard numbers only: the E.164 digits a direct-dial number of that company starts with.
+    switchboard_prefix: Mapped[str | None] = mapped_column(String(20), index=True)
+    __table_args__ = (
+        CheckConstraint("(contact_id IS NULL) <> (organization_id IS NULL)", name="one_owner"),
+        CheckConstraint("kind IN ('work', 'mobile', 'home', 'fax', 'switchboard')", name="kind"),
+    )
+
+
+class EmailAddressRow(Base):
+    __tablename__ = "email_addresses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)  # normalised: lower case, trimmed
+    raw: Mapped[str] = mapped_column(String(320))
+    __table_args__ = (CheckConstraint("(contact_id IS NULL) <> (organization_id IS NULL)", name="one_owner"),)
+
+
+class HistoryEntry(Base):
+    __tablename__ = "history_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HistoryLink(Base):
+    """Puts an entry on the timeline of one contact or organization (an email to three customers: three links).
+
+    `occurred_at` is copied from the entry so a timeline page is one index range scan.
+    """
+
+    __tablename__ = "history_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("history_entries.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint("(contact_id IS NULL) <> (organization_id IS NULL)", name="one_owner"),
+        UniqueConstraint("entry_id", "contact_id"),
+        UniqueConstraint("entry_id", "organization_id"),
+        Index("ix_history_links_contact_time", "contact_id", "occurred_at", "entry_id"),
+        Index("ix_history_links_organization_time", "organization_id", "occurred_at", "entry_id"),
+    )
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="follow_up")
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assignee_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))  # the number to call back
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint("kind IN ('callback', 'follow_up')", name="kind"),
+        CheckConstraint("status IN ('open', 'done', 'cancelled')", name="status"),
+        Index("ix_tasks_status_assignee", "status", "assignee_agent_id"),
+        Index("ix_tasks_phone_status", "phone_e164", "status"),
+    )

@@ -1,0 +1,66 @@
+"""Every HTTP route in one table; the OpenAPI document is generated from the same table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from commhub.web import api_agents, api_contacts, health, openapi
+from commhub.web.schemas import AgentIn, ContactIn, ContactPatch, NoteIn, OrganizationIn
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    admin: bool = False
+    public: bool = False
+    query: dict[str, str] = field(default_factory=dict)  # name -> description
+    status: int = 200
+
+
+PAGING = {"limit": "page size (1–200, default 50)", "before": "cursor: the `next` of the previous page"}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", health.healthz, "Liveness: the process runs and the database answers", public=True),
+    Route("GET", "/api/openapi.json", openapi.document, "This OpenAPI document", public=True),
+    Route("GET", "/api/me", api_agents.me, "The signed-in agent"),
+    Route("GET", "/api/agents", api_agents.list_agents, "List agents", admin=True),
+    Route("POST", "/api/agents", api_agents.create_agent, "Add an agent; the reply holds its token, shown once",
+          body=AgentIn, admin=True, status=201),
+    Route("GET", "/api/contacts", api_contacts.list_contacts,
+          "Search contacts (q, email) or match a caller's number (phone)",
+          query={"q": "text in name, company or email", "phone": "caller-ID match of a number in any format",
+                 "email": "exact (normalised) email address", "limit": "1–200", "after": "list after this id"}),
+    Route("POST", "/api/contacts", api_contacts.create_contact, "Create a contact", body=ContactIn, status=201),
+    Route("GET", "/api/contacts/{id}", api_contacts.get_contact, "A contact's file"),
+    Route("PATCH", "/api/contacts/{id}", api_contacts.patch_contact, "Change a contact (sent fields only)",
+          body=ContactPatch),
+    Route("DELETE", "/api/contacts/{id}", api_contacts.delete_contact, "Delete a contact", admin=True, status=204),
+    Route("GET", "/api/contacts/{id}/history", api_contacts.contact_history, "A contact's timeline, newest first",
+          query=PAGING),
+    Route("POST", "/api/contacts/{id}/notes", api_contacts.add_contact_note, "Add a note to a contact's timeline",
+          body=NoteIn, status=201),
+    Route("GET", "/api/organizations", api_contacts.list_organizations, "List or search organizations",
+          query={"q": "text in the name", "limit": "1–200"}),
+    Route("POST", "/api/organizations", api_contacts.create_organization, "Create an organization",
+          body=OrganizationIn, status=201),
+    Route("GET", "/api/organizations/{id}", api_contacts.get_organization, "An organization's file"),
+    Route("GET", "/api/organizations/{id}/history", api_contacts.organization_history,
+          "An organization's timeline (including its people), newest first", query=PAGING),
+    Route("POST", "/api/organizations/{id}/notes", api_contacts.add_organization_note,
+          "Add a note to an organization's timeline", body=NoteIn, status=201),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

@@ -1,0 +1,74 @@
+"""Normalisation: every way a number is written reaches one E.164 key; withheld callers stay withheld."""
+
+from __future__ import annotations
+
+import pytest
+
+from commhub.contacts.phone import describe, normalise, prefixes_of, switchboard_prefix
+
+BERLIN = "+49301234567"
+
+
+@pytest.mark.parametrize("text", [
+    "030 1234567", "+49 (0)30 1234567", "0049 30 1234567", "(030) 123 45-67", "+49 30 1234567",
+    "+49-30-1234567", "030/1234567", "sip:+49301234567@pbx.example;user=phone", "sips:030 1234567@pbx",
+    "tel:+49-30-1234567", '"Jürgen Müller" <sip:+49301234567@pbx.example>', "  030 1234567  ",
+    "+49301234567",
+])
+def test_formats_reach_the_same_e164(text: str) -> None:
+    assert normalise(text, "DE").e164 == BERLIN
+
+
+def test_extension_is_kept_apart() -> None:
+    number = normalise("tel:+49-30-1234567;ext=12", "DE")
+    assert (number.e164, number.extension) == (BERLIN, "12")
+    assert normalise("030 1234567 ext. 12", "DE").extension == "12"
+
+
+@pytest.mark.parametrize("text", ["anonymous", "Anonymous", "unknown", "restricted", "private", "", "0",
+                                  "sip:anonymous@anonymous.invalid", "Unterdrückt", None])
+def test_withheld_callers(text: str | None) -> None:
+    number = normalise(text, "DE")
+    assert number.withheld and number.e164 is None
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("abc", "contains no digits"), ("12", "too short"), ("+999 1234567", "unknown country code"),
+    ("0301234567890123456789", "too long"),
+])
+def test_garbage_is_not_a_number(text: str, problem: str) -> None:
+    number = normalise(text, "DE")
+    assert number.e164 is None and not number.withheld
+    assert problem in (number.problem or "")
+
+
+def test_default_region_decides_national_numbers() -> None:
+    assert normalise("01 5321234", "AT").e164 == "+4315321234"
+    assert normalise("044 668 18 15", "CH").e164 == "+41446681815"
+
+
+def test_switchboard_prefix_drops_the_operator_zero() -> None:
+    assert switchboard_prefix("+49 30 1234567-0", "+493012345670") == "+49301234567"
+    assert switchboard_prefix("089 1234 0", "+498912340") == "+4989 1234".replace(" ", "")
+    assert switchboard_prefix("089 123450", "+4989123450") == "+4989123450"
+
+
+def test_prefixes_are_longest_first() -> None:
+    assert prefixes_of("+4930123") == ["+493012", "+49301"]
+
+
+def test_facts_for_an_unknown_mobile_number() -> None:
+    facts = describe(normalise("0171 2345678", "DE"), language="de")
+    assert facts["e164"] == "+491712345678"
+    assert facts["region"] == "DE" and facts["line_type"] == "mobile" and facts["valid"] is True
+    assert facts["international"] == "+49 171 2345678" and facts["national"] == "0171 2345678"
+    assert facts["carrier"]  # the Deutsche Telekom range; the name comes from phonenumbers' data
+
+
+def test_facts_with_location_and_for_withheld() -> None:
+    assert describe(normalise("030 1234567", "DE"), language="de", locate=True)["location"] == "Berlin"
+    assert describe(normalise("anonymous", "DE")) == {"withheld": True, "raw": "anonymous"}
+
+
+def test_switchboard_prefix_drops_a_group_of_zeros() -> None:
+    assert switchboard_prefix("+41 44 668 18 00", "+41446681800") == "+414466818"
