@@ -14,9 +14,11 @@ from typing import Any
 import structlog
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# Seven or more digits, possibly with a leading + and common separators: a phone number.
-_PHONE = re.compile(r"\+?\d[\d ()/.-]{5,}\d")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}")
+# Dates are tried first so that "2026-11-24" or "24.11.2026" is never taken for a phone number;
+# anything else of seven or more digits with the usual separators is one.
+_DATE_OR_PHONE = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?|\d{1,2}\.\d{1,2}\.\d{2,4})"
+    r"|(?P<phone>\+?\d[\d ()/.-]{5,}\d)")
 
 
 def mask_phone(text: str) -> str:
@@ -28,12 +30,11 @@ def mask_phone(text: str) -> str:
 
 def mask_text(text: str) -> str:
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(_mask_phone_match, text)
+    return _DATE_OR_PHONE.sub(_mask_phone_match, text)
 
 
 def _mask_phone_match(match: re.Match[str]) -> str:
-    found = match.group(0)
-    return found if _DATE.fullmatch(found.strip()) else mask_phone(found)
+    return match.group(0) if match.group("date") else mask_phone(match.group(0))
 
 
 def _mask(value: Any) -> Any:

@@ -1,0 +1,94 @@
+"""`commhub serve --demo`, as the README's run command starts it, answers the walkthrough's questions."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+START_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    port = free_port()
+    env = {**os.environ, "COMMHUB_SERVER__PORT": str(port), "COMMHUB_LOGGING__LEVEL": "warning"}
+    env.pop("COMMHUB_CONFIG", None)
+    env.pop("COMMHUB_DATABASE__URL", None)
+    process = subprocess.Popen([sys.executable, "-m", "commhub", "serve", "--demo"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        token = _read_token(process)
+        _wait_until_listening(port)
+        yield f"http://127.0.0.1:{port}", token, tmp_path
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _read_token(process: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"serve --demo exited with {process.wait()}")
+        found = re.search(r"token: (chub_\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError("no demo token printed")
+
+
+def _wait_until_listening(port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError("server did not start listening")
+
+
+async def test_demo_server_answers_the_walkthrough(demo_server: tuple[str, str, Path]) -> None:
+    base, token, workdir = demo_server
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with http.get(f"{base}/healthz") as health:
+            assert health.status == 200
+        async with http.get(f"{base}/api/contacts", params={"phone": "030 1234567-10"}, headers=headers) as reply:
+            match = await reply.json()
+        assert [m["name"] for m in match["matches"]] == ["Jürgen Müller"]
+        assert match["matches"][0]["company"] == "Müller Haustechnik GmbH"
+        async with http.get(f"{base}/api/contacts", params={"phone": "+49 30 1234567-55"}, headers=headers) as reply:
+            via = await reply.json()
+        assert via["matches"][0]["via"] == "switchboard"
+        async with http.get(f"{base}/api/contacts", params={"phone": "089 2345678"}, headers=headers) as reply:
+            shared = await reply.json()
+        assert shared["ambiguous"] is True
+        history_url = f"{base}/api/contacts/{match['matches'][0]['id']}/history"
+        async with http.get(history_url, headers=headers) as reply:
+            timeline = await reply.json()
+        assert [e["kind"] for e in timeline["items"]] == ["note", "call"]
+        async with http.get(f"{base}/api/contacts", params={"phone": "030 1234567-10"}) as reply:
+            assert reply.status == 401
+    assert (workdir / "var" / "commhub.db").is_file()
+
+    env = {**os.environ, "COMMHUB_LOGGING__LEVEL": "warning"}
+    found = subprocess.run([sys.executable, "-m", "commhub", "contacts", "find", "0171 2345678"], cwd=workdir,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert "Jürgen Müller" in found.stdout and "mobile number of this contact" in found.stdout
