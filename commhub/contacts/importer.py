@@ -9,13 +9,16 @@ rows does not hold one giant transaction, and one bad row never aborts the rest.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from commhub.contacts.names import contact_key, fold
 from commhub.contacts.records import ContactRecord, ImportRow
@@ -23,6 +26,7 @@ from commhub.store.files import Problems, contact_values, email_values, organiza
 from commhub.store.models import Contact, EmailAddressRow, Organization, PhoneNumberRow, utcnow
 
 CHUNK_ROWS = 2000
+YIELD_EVERY_ROWS = 100
 _UPDATABLE = ("salutation", "title", "first_name", "last_name", "position", "customer_class",
               "street", "postal_code", "city", "country")
 
@@ -57,6 +61,11 @@ class _Row:
     name_key: str
 
 
+async def _finish(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        await task
+
+
 class Importer:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, region: str = "DE",
                  progress: Callable[[ImportReport], None] | None = None) -> None:
@@ -65,20 +74,29 @@ class Importer:
         self.progress = progress
 
     async def run(self, rows: Iterable[ImportRow]) -> ImportReport:
+        """Prepare chunk n+1 while chunk n is written: SQLite works in its own thread meanwhile.
+
+        Chunks are still written one after the other, so each sees every file the previous one made.
+        """
         report = ImportReport()
         started = time.perf_counter()
         chunk: list[_Row] = []
+        writing: asyncio.Task[None] | None = None
         for row in rows:
             report.rows += 1
             prepared = self._prepare(row, report)
             if prepared is not None:
                 chunk.append(prepared)
+            if report.rows % YIELD_EVERY_ROWS == 0:
+                await asyncio.sleep(0)  # let the writing task hand its next statement to the database
             if len(chunk) >= CHUNK_ROWS:
-                await self._write_chunk(chunk, report)
+                await _finish(writing)
+                writing = asyncio.create_task(self._write_chunk(chunk, report))
                 chunk = []
                 report.seconds = time.perf_counter() - started
                 if self.progress:
                     self.progress(report)
+        await _finish(writing)
         if chunk:
             await self._write_chunk(chunk, report)
         report.seconds = time.perf_counter() - started
@@ -289,13 +307,52 @@ class _ChunkWriter:
         return gained
 
     async def _insert_returning(self, table: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+        """Insert many rows in one executemany and return their ids in row order."""
         stamped = [{"created_at": self.now, "updated_at": self.now, **row} for row in rows]
-        result = await self.session.execute(insert(table).returning(table.id, sort_by_parameter_order=True), stamped)
-        return list(result.scalars())
+        connection = await self.session.connection()
+        core = table.__table__
+        if connection.dialect.name != "sqlite":
+            result = await connection.execute(insert(core).returning(core.c.id, sort_by_parameter_order=True),
+                                              stamped)
+            return list(result.scalars())
+        # SQLite gives rows without an explicit key max(rowid)+1, and from the first insert on this
+        # transaction holds the database's write lock: the new ids are the contiguous block ending at max(id).
+        await _sqlite_executemany(connection, core, stamped)
+        last = int(await connection.scalar(select(func.max(core.c.id))) or 0)
+        return list(range(last - len(rows) + 1, last + 1))
 
     async def _insert_children(self, table: type[Any], pairs: list[tuple[dict[str, int], dict[str, Any]]]) -> None:
-        if pairs:
-            await self.session.execute(insert(table), [{**owner, **values} for owner, values in pairs])
+        if not pairs:
+            return
+        connection = await self.session.connection()
+        rows = [{**owner, **values} for owner, values in pairs]
+        if connection.dialect.name == "sqlite":
+            await _sqlite_executemany(connection, table.__table__, rows)
+        else:
+            await connection.execute(insert(table.__table__), rows)
+
+
+async def _sqlite_executemany(connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One driver-level executemany: SQLAlchemy's per-row parameter processing would cost more than SQLite's
+    own work. Values are written exactly as the column types would write them."""
+    columns = [column for column in table.c if column.name in rows[0]]
+    sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    encoders = [_SQLITE_ENCODERS.get(type(column.type).__name__) for column in columns]
+    names = [column.name for column in columns]
+    await connection.exec_driver_sql(sql, [tuple(encode(row.get(name)) if encode else row.get(name)
+                                                 for name, encode in zip(names, encoders, strict=True))
+                                           for row in rows])
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+_SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "UTCDateTime": _sqlite_datetime,
+    "JSON": lambda value: None if value is None else json.dumps(value),
+}
 
 
 def _merge(first: _Row, later: _Row) -> None:

@@ -6,7 +6,6 @@ import re
 import unicodedata
 
 _GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
-_SPACES = re.compile(r"\s+")
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[^@\s<>(),;:\".]{2,}$")
 
 
@@ -14,9 +13,11 @@ def fold(text: str | None) -> str:
     """`Jürgen  Müller` and `Juergen Mueller` and `JÜRGEN MÜLLER` share one key."""
     if not text:
         return ""
-    text = text.casefold().translate(_GERMAN)
-    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-    return _SPACES.sub(" ", text).strip()
+    text = text.casefold()
+    if not text.isascii():  # most names are ASCII: skip the Unicode decomposition for them
+        text = text.translate(_GERMAN)
+        text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return " ".join(text.split())
 
 
 def contact_key(first: str | None, last: str | None) -> str:

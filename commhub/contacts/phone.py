@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -66,6 +67,14 @@ def normalise(raw: str | None, region: str = "DE") -> PhoneNumber:
         return PhoneNumber(raw=text, withheld=True)
     if not _HAS_DIGIT.search(candidate):
         return PhoneNumber(raw=text, problem="contains no digits")
+    fast = _fast_e164(candidate, region)
+    if fast is not None:
+        return PhoneNumber(raw=text, e164=fast, extension=extension)
+    return parse_fully(text, candidate, region, extension)
+
+
+def parse_fully(text: str, candidate: str, region: str, extension: str | None = None) -> PhoneNumber:
+    """The general path: libphonenumber's parser and its possible-number check."""
     try:
         parsed = phonenumbers.parse(candidate, region)
     except NumberParseException as exc:
@@ -76,6 +85,60 @@ def normalise(raw: str | None, region: str = "DE") -> PhoneNumber:
         return PhoneNumber(raw=text, problem="not a possible number (wrong length for its country)")
     e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
     return PhoneNumber(raw=text, e164=e164, extension=extension or parsed.extension)
+
+
+class _Plan(NamedTuple):
+    country_code: int
+    digits: str  # the country code as text
+
+
+_PLAIN = re.compile(r"^\+?[\d \t\-./()]+$")
+_SEPARATORS = re.compile(r"[ \t\-./()]")
+_TRUNK_ZERO_AFTER_CODE = re.compile(r"^(?:\+|00)\d{1,3}[ \t]*\(0\)")
+
+
+@lru_cache(maxsize=64)
+def _fast_plan(region: str) -> _Plan | None:
+    """Regions whose numbers are written as trunk 0 + number or 00/+ country code + number, nothing else."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.national_prefix != "0" or metadata.national_prefix_for_parsing != "0":
+        return None
+    if metadata.international_prefix != "00" or metadata.national_prefix_transform_rule is not None:
+        return None
+    return _Plan(metadata.country_code, str(metadata.country_code))
+
+
+def _fast_e164(text: str, region: str) -> str | None:
+    """E.164 for the everyday spellings of a number of the default region, without a full parse.
+
+    `phonenumbers.parse` costs ≈ 15–30 µs, which decides the speed of a large import. The common
+    spellings (`030 1234567`, `+49 (0)30 1234567`, `0049-30-1234567`) need only the region's trunk and
+    international prefixes; anything else (letters, extensions, other countries, odd zeros) returns
+    None and takes the full parse. A property test checks both paths agree.
+    """
+    plan = _fast_plan(region)
+    if plan is None or not _PLAIN.match(text):
+        return None
+    if "(0)" in text:
+        if not _TRUNK_ZERO_AFTER_CODE.match(text) or text.count("(0)") > 1:
+            return None
+        text = text.replace("(0)", "", 1)
+    digits = _SEPARATORS.sub("", text)
+    if digits.startswith("+"):
+        rest = digits[1:]
+    elif digits.startswith("00"):
+        rest = digits[2:]
+    elif digits.startswith("0"):
+        rest = plan.digits + digits[1:]
+    else:
+        return None
+    national = rest[len(plan.digits):]
+    if not rest.startswith(plan.digits) or not national.isdigit() or national[0] == "0":
+        return None
+    if len(national) < MIN_SUBSCRIBER_DIGITS or not phonenumbers.is_possible_number(
+            phonenumbers.PhoneNumber(country_code=plan.country_code, national_number=int(national))):
+        return None
+    return f"+{plan.digits}{national}"
 
 
 def is_withheld(text: str) -> bool:

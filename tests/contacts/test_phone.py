@@ -72,3 +72,36 @@ def test_facts_with_location_and_for_withheld() -> None:
 
 def test_switchboard_prefix_drops_a_group_of_zeros() -> None:
     assert switchboard_prefix("+41 44 668 18 00", "+41446681800") == "+414466818"
+
+
+# --- the fast path for everyday spellings must agree with libphonenumber's full parse -------------
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from commhub.contacts.phone import _fast_e164, parse_fully  # noqa: E402
+
+_SPELLING = st.lists(st.sampled_from(list("0123456789") * 4 + [" ", "-", "/", ".", "(", ")", "(0)", "+", "00"]),
+                     min_size=1, max_size=22).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=_SPELLING, region=st.sampled_from(["DE", "AT", "CH", "FR", "NL", "GB", "IT", "US"]))
+@example(text="+49 (0)30 1234567", region="DE")
+@example(text="0049 030 1234567", region="DE")
+@example(text="030 12", region="DE")
+@example(text="+43 (0)1 5321234", region="AT")
+def test_fast_path_agrees_with_full_parse(text: str, region: str) -> None:
+    fast = _fast_e164(text, region)
+    if fast is not None:
+        assert parse_fully(text, text, region).e164 == fast
+
+
+@settings(max_examples=500, deadline=None)
+@given(area=st.sampled_from(["30", "89", "221", "6221", "171", "1520"]),
+       subscriber=st.text("0123456789", min_size=5, max_size=8).filter(lambda s: s[0] != "0"),
+       shape=st.sampled_from(["0{a} {s}", "+49 {a} {s}", "+49 (0){a} {s}", "0049-{a}-{s}", "(0{a}) {s}", "0{a}/{s}"]))
+def test_fast_path_takes_the_everyday_spellings(area: str, subscriber: str, shape: str) -> None:
+    text = shape.format(a=area, s=subscriber)
+    full = parse_fully(text, text, "DE").e164
+    assert _fast_e164(text, "DE") == full
