@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, UniqueConstraint,
+    TypeDecorator, UniqueConstraint, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -49,6 +49,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def partial_index(name: str, column: str) -> Index:
+    """An index of the rows where `column` is set (the same predicate on SQLite and PostgreSQL)."""
+    predicate = text(f"{column} IS NOT NULL")
+    return Index(name, column, sqlite_where=predicate, postgresql_where=predicate)
 
 
 class Base(DeclarativeBase):
@@ -136,17 +142,19 @@ class PhoneNumberRow(Base):
     __tablename__ = "phone_numbers"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
-    organization_id: Mapped[int | None] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16), default="work")
     raw: Mapped[str] = mapped_column(String(100))
     e164: Mapped[str | None] = mapped_column(String(20), index=True)
     extension: Mapped[str | None] = mapped_column(String(20))
     # Set for switchboard numbers only: the E.164 digits a direct-dial number of that company starts with.
-    switchboard_prefix: Mapped[str | None] = mapped_column(String(20), index=True)
+    switchboard_prefix: Mapped[str | None] = mapped_column(String(20))
     __table_args__ = (
         CheckConstraint("(contact_id IS NULL) <> (organization_id IS NULL)", name="one_owner"),
         CheckConstraint("kind IN ('work', 'mobile', 'home', 'fax', 'switchboard')", name="kind"),
+        # Most numbers belong to people and are no switchboard: partial indexes stay small and cheap to write.
+        partial_index("ix_phone_numbers_organization_id", "organization_id"),
+        partial_index("ix_phone_numbers_switchboard_prefix", "switchboard_prefix"),
     )
 
 
@@ -154,11 +162,13 @@ class EmailAddressRow(Base):
     __tablename__ = "email_addresses"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
-    organization_id: Mapped[int | None] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     address: Mapped[str] = mapped_column(String(320), index=True)  # normalised: lower case, trimmed
     raw: Mapped[str] = mapped_column(String(320))
-    __table_args__ = (CheckConstraint("(contact_id IS NULL) <> (organization_id IS NULL)", name="one_owner"),)
+    __table_args__ = (
+        CheckConstraint("(contact_id IS NULL) <> (organization_id IS NULL)", name="one_owner"),
+        partial_index("ix_email_addresses_organization_id", "organization_id"),
+    )
 
 
 class HistoryEntry(Base):

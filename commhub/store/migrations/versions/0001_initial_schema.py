@@ -135,7 +135,9 @@ def upgrade() -> None:
     with op.batch_alter_table('email_addresses', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_email_addresses_address'), ['address'], unique=False)
         batch_op.create_index(batch_op.f('ix_email_addresses_contact_id'), ['contact_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_email_addresses_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index('ix_email_addresses_organization_id', ['organization_id'], unique=False,
+                              sqlite_where=sa.text('organization_id IS NOT NULL'),
+                              postgresql_where=sa.text('organization_id IS NOT NULL'))
 
     op.create_table('history_links',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -174,8 +176,12 @@ def upgrade() -> None:
     with op.batch_alter_table('phone_numbers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_phone_numbers_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_phone_numbers_e164'), ['e164'], unique=False)
-        batch_op.create_index(batch_op.f('ix_phone_numbers_organization_id'), ['organization_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_phone_numbers_switchboard_prefix'), ['switchboard_prefix'], unique=False)
+        batch_op.create_index('ix_phone_numbers_organization_id', ['organization_id'], unique=False,
+                              sqlite_where=sa.text('organization_id IS NOT NULL'),
+                              postgresql_where=sa.text('organization_id IS NOT NULL'))
+        batch_op.create_index('ix_phone_numbers_switchboard_prefix', ['switchboard_prefix'], unique=False,
+                              sqlite_where=sa.text('switchboard_prefix IS NOT NULL'),
+                              postgresql_where=sa.text('switchboard_prefix IS NOT NULL'))
 
     op.create_table('tasks',
     sa.Column('id', sa.Integer(), nullable=False),
