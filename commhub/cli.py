@@ -20,11 +20,12 @@ Command = Callable[[Settings, argparse.Namespace], Any]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "configuration file (default: $COMMHUB_CONFIG or config/commhub.toml)"
+    parser = argparse.ArgumentParser(prog="commhub", description="Phone systems and mailboxes joined to customer files.")
+    parser.add_argument("--config", type=Path, help=config_help)
+    # Accepted after the verb too; SUPPRESS keeps a verb's missing --config from erasing one given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="configuration file (default: $COMMHUB_CONFIG or "
-                                                    "config/commhub.toml)")
-    parser = argparse.ArgumentParser(prog="commhub", parents=[common],
-                                     description="Phone systems and mailboxes joined to customer files.")
+    common.add_argument("--config", type=Path, help=config_help, default=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"commhub {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 

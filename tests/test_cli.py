@@ -50,7 +50,8 @@ def test_import_find_and_duplicates(run, tmp_path: Path) -> None:  # type: ignor
         "Firma;Vorname;Nachname;Telefon;Mobil;E-Mail;Klasse;Kundennummer\r\n"
         "Müller Haustechnik GmbH;Jürgen;Müller;030 1234567-10;0171 2345678;j.mueller@mh.example;A;K-1\r\n"
         "Müller Haustechnik GmbH;Sabine;Weiß;030 1234567-22;;s.weiss@mh.example;B;K-2\r\n"
-        ";;;;;;;\r\n"
+        ";;;;;;;K-9\r\n"  # a customer number alone identifies nobody: rejected
+        ";;;;;;;\r\n"  # Excel writes empty rows like this: skipped
         "Schön OHG;Thomas;Maier;0711 987654;;;C;K-3\r\n"
         "Schön OHG;Thomas;Meier;0711 987654;;;C;K-4\r\n".encode("cp1252"))
     imported = run("contacts", "import", str(sheet))
