@@ -87,58 +87,72 @@ def parse_fully(text: str, candidate: str, region: str, extension: str | None = 
     return PhoneNumber(raw=text, e164=e164, extension=extension or parsed.extension)
 
 
-class _Plan(NamedTuple):
-    country_code: int
-    digits: str  # the country code as text
-
-
 _PLAIN = re.compile(r"^\+?[\d \t\-./()]+$")
 _SEPARATORS = re.compile(r"[ \t\-./()]")
-_TRUNK_ZERO_AFTER_CODE = re.compile(r"^(?:\+|00)\d{1,3}[ \t]*\(0\)")
+# Countries where `+CC (0)…` always means the trunk 0 is dropped (their national numbers never start with 0).
+_TRUNK_IN_PARENS = frozenset({49, 43, 41})
+_TRUNK_ZERO_AFTER_CODE = re.compile(r"^(?:\+|00)[ \t]*(\d{1,3})[ \t]*\(0\)")
 
 
-@lru_cache(maxsize=64)
-def _fast_plan(region: str) -> _Plan | None:
-    """Regions whose numbers are written as trunk 0 + number or 00/+ country code + number, nothing else."""
+@lru_cache(maxsize=512)
+def _simple_country(region: str) -> bool:
+    """Countries whose numbers are written as trunk 0 + number, or 00/+ country code + number, nothing else."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    if metadata is None or metadata.national_prefix != "0" or metadata.national_prefix_for_parsing != "0":
-        return None
-    if metadata.international_prefix != "00" or metadata.national_prefix_transform_rule is not None:
-        return None
-    return _Plan(metadata.country_code, str(metadata.country_code))
+    return (metadata is not None and metadata.national_prefix == "0"
+            and metadata.national_prefix_for_parsing == "0" and metadata.international_prefix == "00"
+            and metadata.national_prefix_transform_rule is None)
+
+
+@lru_cache(maxsize=4096)
+def _simple_country_code(digits: str) -> int | None:
+    """The country code these digits start with, if that country is simple (see `_simple_country`)."""
+    for length in (1, 2, 3):
+        code = int(digits[:length])
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+        if regions:
+            return code if all(_simple_country(region) for region in regions) else None
+    return None
 
 
 def _fast_e164(text: str, region: str) -> str | None:
-    """E.164 for the everyday spellings of a number of the default region, without a full parse.
+    """E.164 for the everyday spellings of a number, without a full parse.
 
     `phonenumbers.parse` costs ≈ 15–30 µs, which decides the speed of a large import. The common
-    spellings (`030 1234567`, `+49 (0)30 1234567`, `0049-30-1234567`) need only the region's trunk and
-    international prefixes; anything else (letters, extensions, other countries, odd zeros) returns
-    None and takes the full parse. A property test checks both paths agree.
+    spellings (`030 1234567`, `+49 (0)30 1234567`, `0043-1-5321234`) need only the trunk and
+    international prefixes of countries that use 0 and 00; anything else (letters, extensions, other
+    dialling plans, odd zeros) returns None and takes the full parse. A property test checks that
+    both paths agree.
     """
-    plan = _fast_plan(region)
-    if plan is None or not _PLAIN.match(text):
+    if not _simple_country(region) or not _PLAIN.match(text):
         return None
+    code_before_trunk = None
     if "(0)" in text:
-        if not _TRUNK_ZERO_AFTER_CODE.match(text) or text.count("(0)") > 1:
+        spelled = _TRUNK_ZERO_AFTER_CODE.match(text)
+        if not spelled or text.count("(0)") > 1:
             return None
+        code_before_trunk = spelled.group(1)
         text = text.replace("(0)", "", 1)
     digits = _SEPARATORS.sub("", text)
     if digits.startswith("+"):
-        rest = digits[1:]
+        international = digits[1:]
     elif digits.startswith("00"):
-        rest = digits[2:]
+        international = digits[2:]
     elif digits.startswith("0"):
-        rest = plan.digits + digits[1:]
+        international = f"{phonenumbers.country_code_for_region(region)}{digits[1:]}"
     else:
         return None
-    national = rest[len(plan.digits):]
-    if not rest.startswith(plan.digits) or not national.isdigit() or national[0] == "0":
+    if len(international) < 4 or not international.isdigit() or international[0] == "0":
         return None
-    if len(national) < MIN_SUBSCRIBER_DIGITS or not phonenumbers.is_possible_number(
-            phonenumbers.PhoneNumber(country_code=plan.country_code, national_number=int(national))):
+    code = _simple_country_code(international)
+    if code_before_trunk is not None and (code_before_trunk != str(code) or code not in _TRUNK_IN_PARENS):
+        return None  # "(0)" belongs right after the country code, and is only sure to mean "drop me" in DACH
+    national = international[len(str(code)):] if code else ""
+    if not national or national[0] == "0" or len(national) < MIN_SUBSCRIBER_DIGITS:
         return None
-    return f"+{plan.digits}{national}"
+    if not phonenumbers.is_possible_number(phonenumbers.PhoneNumber(country_code=code,
+                                                                    national_number=int(national))):
+        return None
+    return f"+{code}{national}"
 
 
 def is_withheld(text: str) -> bool:
