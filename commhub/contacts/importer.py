@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select, update
@@ -345,6 +346,7 @@ async def _sqlite_executemany(connection: AsyncConnection, table: Table, rows: l
                                            for row in rows])
 
 
+@lru_cache(maxsize=8)  # every row of a chunk carries the same created_at/updated_at
 def _sqlite_datetime(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 

@@ -103,9 +103,9 @@ def _simple_country(region: str) -> bool:
             and metadata.national_prefix_transform_rule is None)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _simple_country_code(digits: str) -> int | None:
-    """The country code these digits start with, if that country is simple (see `_simple_country`)."""
+    """The country code the (first three) digits start with, if that country is simple (see `_simple_country`)."""
     for length in (1, 2, 3):
         code = int(digits[:length])
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
@@ -143,16 +143,22 @@ def _fast_e164(text: str, region: str) -> str | None:
         return None
     if len(international) < 4 or not international.isdigit() or international[0] == "0":
         return None
-    code = _simple_country_code(international)
+    code = _simple_country_code(international[:3])
     if code_before_trunk is not None and (code_before_trunk != str(code) or code not in _TRUNK_IN_PARENS):
         return None  # "(0)" belongs right after the country code, and is only sure to mean "drop me" in DACH
     national = international[len(str(code)):] if code else ""
     if not national or national[0] == "0" or len(national) < MIN_SUBSCRIBER_DIGITS:
         return None
-    if not phonenumbers.is_possible_number(phonenumbers.PhoneNumber(country_code=code,
-                                                                    national_number=int(national))):
+    if not _possible_length(code, len(national)):
         return None
     return f"+{code}{national}"
+
+
+@lru_cache(maxsize=1024)
+def _possible_length(code: int, length: int) -> bool:
+    """libphonenumber's possible-number test depends only on the country and the length: ask it once."""
+    return phonenumbers.is_possible_number(phonenumbers.PhoneNumber(country_code=code,
+                                                                    national_number=int("1" * length)))
 
 
 def is_withheld(text: str) -> bool:
