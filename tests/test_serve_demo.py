@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,13 +32,17 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     env.pop("COMMHUB_DATABASE__URL", None)
     process = subprocess.Popen([sys.executable, "-m", "commhub", "serve", "--demo"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
     try:
         token = _read_token(process)
+        # Keep reading what the server prints, so a full pipe can never stall it.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
         _wait_until_listening(port)
         yield f"http://127.0.0.1:{port}", token, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=20)
+        process.stdout.close()
 
 
 def _read_token(process: subprocess.Popen[str]) -> str:

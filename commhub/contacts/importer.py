@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from queue import Empty
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from commhub.contacts.names import contact_key, fold
-from commhub.contacts.records import ContactRecord, ImportRow
-from commhub.store.files import Problems, contact_values, email_values, organization_values, phone_values
+from commhub.contacts.import_rows import CHUNK_ROWS, PreparedChunk, PreparedRow, prepare, prepare_file_into
+from commhub.contacts.names import contact_key
+from commhub.contacts.readers import read_import_file
+from commhub.contacts.records import ImportRow
+from commhub.store.files import organization_values
 from commhub.store.models import Contact, EmailAddressRow, Organization, PhoneNumberRow, utcnow
 
-CHUNK_ROWS = 2000
 YIELD_EVERY_ROWS = 100
+# Below this a second process costs more to start than it saves.
+PARALLEL_FROM_BYTES = 2 * 1024 * 1024
+QUEUED_CHUNKS = 4
+WORKER_JOIN_S = 10
 _UPDATABLE = ("salutation", "title", "first_name", "last_name", "position", "customer_class",
               "street", "postal_code", "city", "country")
 
@@ -48,20 +55,6 @@ class ImportReport:
                 f"{self.duplicates} duplicate, {len(self.rejected)} rejected ({self.seconds:.1f} s{rate})")
 
 
-@dataclass(slots=True)
-class _Row:
-    """A record prepared for writing: normalised numbers and addresses, keys for matching."""
-
-    line: int
-    record: ContactRecord
-    values: dict[str, Any]
-    phones: list[dict[str, Any]]
-    company_phones: list[dict[str, Any]]  # switchboard numbers belong to the company, not the person
-    emails: list[dict[str, Any]]
-    company_key: str
-    name_key: str
-
-
 async def _finish(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         await task
@@ -69,63 +62,84 @@ async def _finish(task: asyncio.Task[None] | None) -> None:
 
 class Importer:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, region: str = "DE",
-                 progress: Callable[[ImportReport], None] | None = None) -> None:
+                 progress: Callable[[ImportReport], None] | None = None,
+                 parallel_from_bytes: int = PARALLEL_FROM_BYTES) -> None:
         self.sessions = sessions
         self.region = region
         self.progress = progress
+        self.parallel_from_bytes = parallel_from_bytes
 
     async def run(self, rows: Iterable[ImportRow]) -> ImportReport:
-        """Prepare chunk n+1 while chunk n is written: SQLite works in its own thread meanwhile.
+        """Import rows read in this process (tests, small files)."""
+        return await self._write_all(_chunks(rows, self.region))
 
-        Chunks are still written one after the other, so each sees every file the previous one made.
-        """
+    async def run_file(self, name: str, data: bytes) -> ImportReport:
+        """Import a file; a large one is read and prepared in a second process while this one writes."""
+        if len(data) < self.parallel_from_bytes:
+            return await self.run(read_import_file(name, data))
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        queue: multiprocessing.Queue[Any] = context.Queue(maxsize=QUEUED_CHUNKS)
+        worker = context.Process(target=prepare_file_into, args=(name, data, self.region, queue), daemon=True)
+        worker.start()
+        try:
+            return await self._write_all(_from_worker(queue, worker))
+        finally:
+            worker.kill()
+            worker.join(timeout=WORKER_JOIN_S)
+            queue.close()
+
+    async def _write_all(self, chunks: AsyncIterator[PreparedChunk]) -> ImportReport:
+        """Write chunk n while chunk n+1 is prepared; chunks are written in order, so each sees the last."""
         report = ImportReport()
         started = time.perf_counter()
-        chunk: list[_Row] = []
         writing: asyncio.Task[None] | None = None
-        for row in rows:
-            report.rows += 1
-            prepared = self._prepare(row, report)
-            if prepared is not None:
-                chunk.append(prepared)
-            if report.rows % YIELD_EVERY_ROWS == 0:
-                await asyncio.sleep(0)  # let the writing task hand its next statement to the database
-            if len(chunk) >= CHUNK_ROWS:
-                await _finish(writing)
-                writing = asyncio.create_task(self._write_chunk(chunk, report))
-                chunk = []
-                report.seconds = time.perf_counter() - started
-                if self.progress:
-                    self.progress(report)
+        async for chunk in chunks:
+            await _finish(writing)
+            report.rows += chunk.rows
+            report.rejected += chunk.rejected
+            report.warnings += chunk.warnings
+            writing = asyncio.create_task(self._write_chunk(chunk.prepared, report)) if chunk.prepared else None
+            report.seconds = time.perf_counter() - started
+            if self.progress:
+                self.progress(report)
         await _finish(writing)
-        if chunk:
-            await self._write_chunk(chunk, report)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _prepare(self, row: ImportRow, report: ImportReport) -> _Row | None:
-        if row.error is not None or row.record is None:
-            report.rejected.append((row.line, row.error or "unreadable row"))
-            return None
-        record = row.record
-        if record.is_empty():
-            report.rejected.append((row.line, "nothing to identify the contact: no name, company, phone or email"))
-            return None
-        problems = Problems()
-        phones = phone_values(record.phones, self.region, problems)
-        emails = email_values(record.emails, problems)
-        report.warnings.extend((row.line, message) for message in problems.messages)
-        company_only = record.is_company_only()
-        own = phones if company_only else [p for p in phones if p["kind"] != "switchboard"]
-        company = [] if company_only else [p for p in phones if p["kind"] == "switchboard"]
-        values = organization_values(record) if company_only else contact_values(record, None)
-        return _Row(row.line, record, values, own, company, emails, fold(record.company),
-                    "" if company_only else contact_key(record.first_name, record.last_name))
-
-    async def _write_chunk(self, chunk: list[_Row], report: ImportReport) -> None:
+    async def _write_chunk(self, chunk: list[PreparedRow], report: ImportReport) -> None:
         async with self.sessions() as session, session.begin():
-            writer = _ChunkWriter(session, report)
-            await writer.write(chunk)
+            await _ChunkWriter(session, report).write(chunk)
+
+
+async def _chunks(rows: Iterable[ImportRow], region: str) -> AsyncIterator[PreparedChunk]:
+    chunk = PreparedChunk()
+    for row in rows:
+        prepare(row, region, chunk)
+        if chunk.rows % YIELD_EVERY_ROWS == 0:
+            await asyncio.sleep(0)  # let the writing task hand its next statement to the database
+        if len(chunk.prepared) >= CHUNK_ROWS:
+            yield chunk
+            chunk = PreparedChunk()
+    yield chunk
+
+
+async def _from_worker(queue: multiprocessing.Queue[Any], worker: Any) -> AsyncIterator[PreparedChunk]:
+    while True:
+        item = await asyncio.to_thread(_get, queue, worker)
+        if item is None:
+            return
+        if isinstance(item, str):
+            raise RuntimeError(f"reading the import file failed:\n{item}")
+        yield item
+
+
+def _get(queue: multiprocessing.Queue[Any], worker: Any) -> Any:
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except Empty:
+            if not worker.is_alive():
+                raise RuntimeError(f"the import worker died (exit code {worker.exitcode})") from None
 
 
 class _ChunkWriter:
@@ -137,7 +151,7 @@ class _ChunkWriter:
         self.now = utcnow()
         self.created_companies: set[str] = set()
 
-    async def write(self, chunk: list[_Row]) -> None:
+    async def write(self, chunk: list[PreparedRow]) -> None:
         organizations = await self._organizations(chunk)
         people = [row for row in chunk if row.name_key or not row.company_key]
         companies = [row for row in chunk if not row.name_key and row.company_key]
@@ -150,7 +164,7 @@ class _ChunkWriter:
 
     # --- organizations -------------------------------------------------------------------------
 
-    async def _organizations(self, chunk: list[_Row]) -> dict[str, int]:
+    async def _organizations(self, chunk: list[PreparedRow]) -> dict[str, int]:
         """Every company named in the chunk, found by its folded name or created."""
         keys = {row.company_key for row in chunk if row.company_key}
         found: dict[str, int] = {}
@@ -164,17 +178,16 @@ class _ChunkWriter:
             if row.company_key and row.company_key not in found:
                 if not row.name_key and row.company_key not in missing:
                     missing[row.company_key] = row.values  # a company row: create it with all it says
-                missing.setdefault(row.company_key, organization_values(ContactRecord(
-                    company=row.record.company, company_domain=row.record.company_domain)))
+                missing.setdefault(row.company_key, organization_values(row.company_record()))
         if missing:
             ids = await self._insert_returning(Organization, list(missing.values()))
             found.update(zip(missing, ids, strict=True))
             self.created_companies = set(missing)
         return found
 
-    def _company_files(self, companies: list[_Row], organizations: dict[str, int]) -> dict[int, _Row]:
+    def _company_files(self, companies: list[PreparedRow], organizations: dict[str, int]) -> dict[int, PreparedRow]:
         """Company rows by organization; a created organization only needs its numbers added."""
-        files: dict[int, _Row] = {}
+        files: dict[int, PreparedRow] = {}
         for row in companies:
             org_id = organizations[row.company_key]
             if org_id in files:
@@ -189,10 +202,10 @@ class _ChunkWriter:
 
     # --- people ----------------------------------------------------------------------------------
 
-    async def _people(self, people: list[_Row]) -> None:
+    async def _people(self, people: list[PreparedRow]) -> None:
         existing = await self._existing_people(people)
-        new_rows: list[_Row] = []
-        matched: dict[int, _Row] = {}
+        new_rows: list[PreparedRow] = []
+        matched: dict[int, PreparedRow] = {}
         for row in people:
             contact_id = existing.match(row)
             if contact_id is None:
@@ -206,7 +219,7 @@ class _ChunkWriter:
         await self._create_people(new_rows)
         await self._update_files(Contact, "contact_id", matched)
 
-    async def _existing_people(self, people: list[_Row]) -> _Existing:
+    async def _existing_people(self, people: list[PreparedRow]) -> _Existing:
         emails = sorted({e["address"] for row in people for e in row.emails})
         numbers = sorted({p["e164"] for row in people for p in row.phones if p["e164"]})
         names = sorted({row.name_key for row in people if row.name_key})
@@ -224,7 +237,7 @@ class _ChunkWriter:
                 select(Contact.name_key, Contact.organization_id, Contact.id).where(Contact.name_key.in_(batch))))
         return existing
 
-    async def _create_people(self, rows: list[_Row]) -> None:
+    async def _create_people(self, rows: list[PreparedRow]) -> None:
         if not rows:
             return
         ids = await self._insert_returning(Contact, [row.values for row in rows])
@@ -235,20 +248,20 @@ class _ChunkWriter:
                                                       for e in row.emails])
         self.report.created += len(rows)
 
-    async def _company_numbers(self, people: list[_Row]) -> None:
+    async def _company_numbers(self, people: list[PreparedRow]) -> None:
         """Switchboard numbers found on people's rows are added to their company's file."""
-        by_company: dict[int, _Row] = {}
+        by_company: dict[int, PreparedRow] = {}
         for row in people:
             org_id = row.values.get("organization_id")
             if row.company_phones and org_id:
-                holder = by_company.setdefault(org_id, _Row(row.line, row.record, {}, [], [], [], "", ""))
+                holder = by_company.setdefault(org_id, PreparedRow(row.line, {}, [], [], [], "", "", "", ""))
                 _extend_numbers(holder.phones, row.company_phones)
         if by_company:
             await self._add_numbers("organization_id", by_company)
 
     # --- updating stored files -------------------------------------------------------------------
 
-    async def _update_files(self, table: type[Any], column: str, files: dict[int, _Row]) -> None:
+    async def _update_files(self, table: type[Any], column: str, files: dict[int, PreparedRow]) -> None:
         """Imported values overwrite stored ones (attributes merge); numbers are added, never removed."""
         if not files:
             return
@@ -278,7 +291,7 @@ class _ChunkWriter:
                                        .values(updated_at=self.now, **changes))
         return bool(changes)
 
-    async def _add_numbers(self, column: str, files: dict[int, _Row]) -> set[int]:
+    async def _add_numbers(self, column: str, files: dict[int, PreparedRow]) -> set[int]:
         """Insert the numbers and addresses each file does not have yet; return the files that gained some."""
         owner_ids = list(files)
         have_phones: set[tuple[int, str]] = set()
@@ -357,7 +370,7 @@ _SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _merge(first: _Row, later: _Row) -> None:
+def _merge(first: PreparedRow, later: PreparedRow) -> None:
     """A later row for the same file: its numbers and addresses join the first row's."""
     _extend_numbers(first.phones, later.phones)
     _extend_numbers(first.company_phones, later.company_phones)
@@ -382,7 +395,7 @@ class _Existing:
         self.by_email: dict[str, list[tuple[int, str]]] = {}
         self.by_phone: dict[str, list[tuple[int, str]]] = {}
         self.by_name: dict[tuple[str, int | None], int] = {}
-        self.pending: dict[int, _Row] = {}
+        self.pending: dict[int, PreparedRow] = {}
 
     def add_emails(self, rows: Iterable[Any]) -> None:
         for address, contact_id, name_key in rows:
@@ -396,7 +409,7 @@ class _Existing:
         for name_key, organization_id, contact_id in rows:
             self.by_name.setdefault((name_key, organization_id), contact_id)
 
-    def match(self, row: _Row) -> int | None:
+    def match(self, row: PreparedRow) -> int | None:
         """The contact this row belongs to: by email, then phone (with a compatible name), then name."""
         for email in row.emails:
             found = _compatible(self.by_email.get(email["address"], []), row.name_key)
@@ -410,7 +423,7 @@ class _Existing:
             return self.by_name.get((row.name_key, row.values.get("organization_id")))
         return None
 
-    def remember_pending(self, row: _Row) -> None:
+    def remember_pending(self, row: PreparedRow) -> None:
         """Rows later in the same chunk must find this one; negative ids mark 'not written yet'."""
         pending_id = -(len(self.pending) + 1)
         self.pending[pending_id] = row

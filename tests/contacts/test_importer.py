@@ -94,6 +94,23 @@ async def test_large_import_spans_chunks(db: Database) -> None:
     progress: list[int] = []
     report = await Importer(db.sessions, progress=lambda r: progress.append(r.rows)).run(rows)
     assert report.created == 4500 and report.rejected == []  # companies made on the way are not rows
-    assert progress == [2000, 4000]
+    assert progress == [2000, 4000, 4500]
     again = await Importer(db.sessions).run(rows)
     assert (again.created, again.updated, again.duplicates) == (0, 0, 4500)
+
+
+async def test_a_large_file_is_prepared_in_a_second_process_with_the_same_result(db: Database) -> None:
+    lines = ["Vorname;Nachname;Firma;Telefon;Mobil;E-Mail;Kundennummer"]
+    lines += [f"Vorname{n};Müller{n};Firma {n % 50};030 {6000000 + n};0171 {4000000 + n};m{n}@example.com;K-{n}"
+              for n in range(5000)]
+    lines += ["a;b;c;d;e;f;g;h;i", ";;;;;;K-x"]
+    data = "\r\n".join(lines).encode("cp1252")
+    progress: list[int] = []
+    parallel = Importer(db.sessions, parallel_from_bytes=0, progress=lambda r: progress.append(r.rows))
+    report = await parallel.run_file("kunden.csv", data)
+    assert (report.rows, report.created, report.duplicates) == (5002, 5000, 0)
+    assert [line for line, _ in report.rejected] == [5002, 5003]
+    assert progress[-1] == 5002 and progress == sorted(progress)
+    assert await count(db, Contact) == 5000 and await count(db, PhoneNumberRow) == 10000
+    again = await parallel.run_file("kunden.csv", data)
+    assert (again.created, again.updated, again.duplicates) == (0, 0, 5000)
