@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from queue import Empty
 from typing import Any
 
@@ -34,6 +35,7 @@ YIELD_EVERY_ROWS = 100
 # Below this a second process costs more to start than it saves.
 PARALLEL_FROM_BYTES = 2 * 1024 * 1024
 QUEUED_CHUNKS = 4
+IMPORT_CACHE_KIB = 64 * 1024
 WORKER_JOIN_S = 10
 _UPDATABLE = ("salutation", "title", "first_name", "last_name", "position", "customer_class",
               "street", "postal_code", "city", "country")
@@ -68,6 +70,8 @@ class Importer:
         self.region = region
         self.progress = progress
         self.parallel_from_bytes = parallel_from_bytes
+        # Companies found or made by earlier chunks of this import: most rows name one seen before.
+        self.known_companies: dict[str, int] = {}
 
     async def run(self, rows: Iterable[ImportRow]) -> ImportReport:
         """Import rows read in this process (tests, small files)."""
@@ -108,7 +112,12 @@ class Importer:
 
     async def _write_chunk(self, chunk: list[PreparedRow], report: ImportReport) -> None:
         async with self.sessions() as session, session.begin():
-            await _ChunkWriter(session, report).write(chunk)
+            connection = await session.connection()
+            if connection.dialect.name == "sqlite":
+                # Inserting into several growing indexes at random places wants more than SQLite's
+                # default 2 MB page cache; this is the importer's own connection setting, not the server's.
+                await connection.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+            await _ChunkWriter(session, report, self.known_companies).write(chunk)
 
 
 async def _chunks(rows: Iterable[ImportRow], region: str) -> AsyncIterator[PreparedChunk]:
@@ -145,9 +154,10 @@ def _get(queue: multiprocessing.Queue[Any], worker: Any) -> Any:
 class _ChunkWriter:
     """Writes one chunk in one transaction with a handful of set-based statements."""
 
-    def __init__(self, session: AsyncSession, report: ImportReport) -> None:
+    def __init__(self, session: AsyncSession, report: ImportReport, known_companies: dict[str, int]) -> None:
         self.session = session
         self.report = report
+        self.known_companies = known_companies
         self.now = utcnow()
         self.created_companies: set[str] = set()
 
@@ -166,13 +176,13 @@ class _ChunkWriter:
 
     async def _organizations(self, chunk: list[PreparedRow]) -> dict[str, int]:
         """Every company named in the chunk, found by its folded name or created."""
-        keys = {row.company_key for row in chunk if row.company_key}
-        found: dict[str, int] = {}
+        found = self.known_companies
+        keys = {row.company_key for row in chunk if row.company_key and row.company_key not in found}
         for batch in _batches(sorted(keys)):
             rows = await self.session.execute(select(Organization.name_key, Organization.id)
-                                              .where(Organization.name_key.in_(batch)).order_by(Organization.id))
+                                              .where(Organization.name_key.in_(batch)))
             for key, org_id in rows:
-                found.setdefault(key, org_id)
+                found[key] = min(org_id, found.get(key, org_id))  # of two same-named companies, the older
         missing: dict[str, dict[str, Any]] = {}
         for row in chunk:
             if row.company_key and row.company_key not in found:
@@ -350,13 +360,14 @@ async def _sqlite_executemany(connection: AsyncConnection, table: Table, rows: l
     """One driver-level executemany: SQLAlchemy's per-row parameter processing would cost more than SQLite's
     own work. Values are written exactly as the column types would write them."""
     columns = [column for column in table.c if column.name in rows[0]]
-    sql = (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
-           f"VALUES ({', '.join('?' for _ in columns)})")
-    encoders = [_SQLITE_ENCODERS.get(type(column.type).__name__) for column in columns]
     names = [column.name for column in columns]
-    await connection.exec_driver_sql(sql, [tuple(encode(row.get(name)) if encode else row.get(name)
-                                                 for name, encode in zip(names, encoders, strict=True))
-                                           for row in rows])
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in columns)})"
+    encoded = [(column.name, encoder) for column in columns
+               if (encoder := _SQLITE_ENCODERS.get(type(column.type).__name__)) is not None]
+    if encoded:
+        rows = [{**row, **{name: encode(row[name]) for name, encode in encoded}} for row in rows]
+    values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    await connection.exec_driver_sql(sql, [values(row) for row in rows])
 
 
 @lru_cache(maxsize=8)  # every row of a chunk carries the same created_at/updated_at
