@@ -15,6 +15,7 @@ from itertools import combinations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commhub.contacts.names import fold
 from commhub.contacts.phonetics import cologne_code
 from commhub.store.models import Contact, EmailAddressRow, Organization, PhoneNumberRow
 
@@ -101,12 +102,12 @@ def _sound_alike(people: dict[int, Person]) -> list[tuple[int, int]]:
 def _similar(a: Person, b: Person) -> bool:
     if not (a.last and b.last):
         return False
-    return SequenceMatcher(None, a.name.casefold(), b.name.casefold()).ratio() >= SIMILAR_NAME or (
+    return SequenceMatcher(None, fold(a.name), fold(b.name)).ratio() >= SIMILAR_NAME or (
         cologne_code(a.last) == cologne_code(b.last) and _first_names_agree(a.first, b.first))
 
 
 def _first_names_agree(a: str, b: str) -> bool:
-    a, b = a.casefold().rstrip("."), b.casefold().rstrip(".")
+    a, b = fold(a).rstrip("."), fold(b).rstrip(".")
     if not a or not b:
         return True
     if len(a) == 1 or len(b) == 1:
