@@ -242,6 +242,8 @@ class _ChunkWriter:
             existing.add_phones(await self.session.execute(
                 select(PhoneNumberRow.e164, Contact.id, Contact.name_key).join(
                     Contact, Contact.id == PhoneNumberRow.contact_id).where(PhoneNumberRow.e164.in_(batch))))
+        # SQLite cannot probe an index with a list of (name, company) pairs (it scans), so the
+        # names are looked up and the company compared in `_Existing.match`.
         for batch in _batches(names):
             existing.add_names(await self.session.execute(
                 select(Contact.name_key, Contact.organization_id, Contact.id).where(Contact.name_key.in_(batch))))

@@ -126,7 +126,7 @@ class Contact(Base, Timestamps):
     title: Mapped[str | None] = mapped_column(String(50))
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
-    name_key: Mapped[str] = mapped_column(String(220), index=True)  # folded "last first", for search
+    name_key: Mapped[str] = mapped_column(String(220))  # folded "last first", for search and matching
     position: Mapped[str | None] = mapped_column(String(100))
     customer_class: Mapped[str | None] = mapped_column(String(1))
     street: Mapped[str | None] = mapped_column(String(200))
@@ -135,7 +135,11 @@ class Contact(Base, Timestamps):
     country: Mapped[str | None] = mapped_column(String(100))
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
-    __table_args__ = (CheckConstraint("customer_class IN ('A', 'B', 'C')", name="class"),)
+    __table_args__ = (
+        CheckConstraint("customer_class IN ('A', 'B', 'C')", name="class"),
+        # The importer matches "same name in the same company"; the name alone is a prefix of it.
+        Index("ix_contacts_name_key_organization", "name_key", "organization_id"),
+    )
 
 
 class PhoneNumberRow(Base):

@@ -118,7 +118,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts'))
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_contacts_name_key'), ['name_key'], unique=False)
+        batch_op.create_index('ix_contacts_name_key_organization', ['name_key', 'organization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contacts_organization_id'), ['organization_id'], unique=False)
 
     op.create_table('email_addresses',
@@ -242,7 +242,7 @@ def downgrade() -> None:
     op.drop_table('email_addresses')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contacts_organization_id'))
-        batch_op.drop_index(batch_op.f('ix_contacts_name_key'))
+        batch_op.drop_index('ix_contacts_name_key_organization')
 
     op.drop_table('contacts')
     with op.batch_alter_table('organizations', schema=None) as batch_op:
