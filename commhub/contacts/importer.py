@@ -65,17 +65,18 @@ async def _finish(task: asyncio.Task[None] | None) -> None:
 class Importer:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, region: str = "DE",
                  progress: Callable[[ImportReport], None] | None = None,
-                 parallel_from_bytes: int = PARALLEL_FROM_BYTES) -> None:
+                 parallel_from_bytes: int = PARALLEL_FROM_BYTES, chunk_rows: int = CHUNK_ROWS) -> None:
         self.sessions = sessions
         self.region = region
         self.progress = progress
         self.parallel_from_bytes = parallel_from_bytes
+        self.chunk_rows = chunk_rows
         # Companies found or made by earlier chunks of this import: most rows name one seen before.
         self.known_companies: dict[str, int] = {}
 
     async def run(self, rows: Iterable[ImportRow]) -> ImportReport:
         """Import rows read in this process (tests, small files)."""
-        return await self._write_all(_chunks(rows, self.region))
+        return await self._write_all(_chunks(rows, self.region, self.chunk_rows))
 
     async def run_file(self, name: str, data: bytes) -> ImportReport:
         """Import a file; a large one is read and prepared in a second process while this one writes."""
@@ -83,7 +84,7 @@ class Importer:
             return await self.run(read_import_file(name, data))
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         queue: multiprocessing.Queue[Any] = context.Queue(maxsize=QUEUED_CHUNKS)
-        worker = context.Process(target=prepare_file_into, args=(name, data, self.region, queue), daemon=True)
+        worker = context.Process(target=prepare_file_into, args=(name, data, self.region, self.chunk_rows, queue), daemon=True)
         worker.start()
         try:
             return await self._write_all(_from_worker(queue, worker))
@@ -120,13 +121,13 @@ class Importer:
             await _ChunkWriter(session, report, self.known_companies).write(chunk)
 
 
-async def _chunks(rows: Iterable[ImportRow], region: str) -> AsyncIterator[PreparedChunk]:
+async def _chunks(rows: Iterable[ImportRow], region: str, chunk_rows: int) -> AsyncIterator[PreparedChunk]:
     chunk = PreparedChunk()
     for row in rows:
         prepare(row, region, chunk)
         if chunk.rows % YIELD_EVERY_ROWS == 0:
             await asyncio.sleep(0)  # let the writing task hand its next statement to the database
-        if len(chunk.prepared) >= CHUNK_ROWS:
+        if len(chunk.prepared) >= chunk_rows:
             yield chunk
             chunk = PreparedChunk()
     yield chunk

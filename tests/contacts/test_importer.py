@@ -92,7 +92,7 @@ async def test_large_import_spans_chunks(db: Database) -> None:
     rows = [row(n + 2, first_name=f"Vorname{n}", last_name=f"Nachname{n}", company=f"Firma {n % 7}",
                 phones=[f"030 {5000000 + n}"], emails=[f"p{n}@example.com"]) for n in range(4500)]
     progress: list[int] = []
-    report = await Importer(db.sessions, progress=lambda r: progress.append(r.rows)).run(rows)
+    report = await Importer(db.sessions, chunk_rows=2000, progress=lambda r: progress.append(r.rows)).run(rows)
     assert report.created == 4500 and report.rejected == []  # companies made on the way are not rows
     assert progress == [2000, 4000, 4500]
     again = await Importer(db.sessions).run(rows)
@@ -106,7 +106,7 @@ async def test_a_large_file_is_prepared_in_a_second_process_with_the_same_result
     lines += ["a;b;c;d;e;f;g;h;i", ";;;;;;K-x"]
     data = "\r\n".join(lines).encode("cp1252")
     progress: list[int] = []
-    parallel = Importer(db.sessions, parallel_from_bytes=0, progress=lambda r: progress.append(r.rows))
+    parallel = Importer(db.sessions, parallel_from_bytes=0, chunk_rows=2000, progress=lambda r: progress.append(r.rows))
     report = await parallel.run_file("kunden.csv", data)
     assert (report.rows, report.created, report.duplicates) == (5002, 5000, 0)
     assert [line for line, _ in report.rejected] == [5002, 5003]
