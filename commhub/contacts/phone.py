@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, carrier
 
 # What PBXs and carriers send when the caller suppressed their number (CLIR).
 WITHHELD_WORDS = frozenset({
@@ -26,6 +26,7 @@ _DISPLAY_NAME = re.compile(r"^\s*\"?[^\"<]*\"?\s*<([^>]*)>\s*$")  # "Name" <sip:
 _EXT_PARAM = re.compile(r";ext=([0-9]+)", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
 
+_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER})
 LINE_TYPES = {
     PhoneNumberType.FIXED_LINE: "fixed_line",
     PhoneNumberType.MOBILE: "mobile",
@@ -202,8 +203,9 @@ def describe(number: PhoneNumber, *, language: str = "de", locate: bool = True) 
     if number.e164 is None:
         return {"withheld": False, "raw": number.raw, "e164": None, "problem": number.problem}
     parsed = phonenumbers.parse(number.e164)
-    from phonenumbers import carrier
-
+    # Finding the line type walks every pattern of the country (≈ 50 µs for a fixed line); do it once:
+    # a number is valid exactly when it has a type, and only mobile ranges have a carrier.
+    line_type = phonenumbers.number_type(parsed)
     facts: dict[str, object] = {
         "withheld": False,
         "raw": number.raw,
@@ -212,9 +214,9 @@ def describe(number: PhoneNumber, *, language: str = "de", locate: bool = True) 
         "international": phonenumbers.format_number(parsed, PhoneNumberFormat.INTERNATIONAL),
         "national": phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL),
         "region": phonenumbers.region_code_for_number(parsed),
-        "valid": phonenumbers.is_valid_number(parsed),
-        "line_type": LINE_TYPES.get(phonenumbers.number_type(parsed), "unknown"),
-        "carrier": carrier.name_for_number(parsed, language) or None,
+        "valid": line_type != PhoneNumberType.UNKNOWN,
+        "line_type": LINE_TYPES.get(line_type, "unknown"),
+        "carrier": (carrier.name_for_valid_number(parsed, language) or None) if line_type in _MOBILE_TYPES else None,
         "location": None,
     }
     if locate:

@@ -107,3 +107,18 @@ def test_fast_path_takes_the_everyday_spellings(area: str, subscriber: str, shap
     text = shape.format(a=area, s=subscriber)
     full = parse_fully(text, text, "DE").e164
     assert _fast_e164(text, "DE") == full
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_SPELLING, region=st.sampled_from(["DE", "AT", "CH", "US", "GB"]))
+def test_facts_agree_with_libphonenumber(text: str, region: str) -> None:
+    import phonenumbers
+    from phonenumbers import carrier
+
+    number = normalise(text, region)
+    if number.e164 is None:
+        return
+    parsed = phonenumbers.parse(number.e164)
+    facts = describe(number, language="en")
+    assert facts["valid"] == phonenumbers.is_valid_number(parsed)
+    assert facts["carrier"] == (carrier.name_for_number(parsed, "en") or None)
