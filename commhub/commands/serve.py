@@ -25,7 +25,8 @@ async def prepare_demo(settings: Settings) -> str:
 
 def print_welcome(settings: Settings, token: str | None) -> None:
     base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
-    print(f"commhub is starting on {base}/ (console), API at {base}/api, health at {base}/healthz", flush=True)
+    print(f"commhub is starting on {base}/ — API {base}/api (OpenAPI: {base}/api/openapi.json), "
+          f"health {base}/healthz", flush=True)
     if token:
         print(f"demo agent 'anna' (admin), token: {token}", flush=True)
         print(f"try: curl -H 'Authorization: Bearer {token}' '{base}/api/contacts?phone=030%201234567-10'",
