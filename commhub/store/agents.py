@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from commhub.errors import Conflict, NotFound
 from commhub.store.models import Agent, AgentExtension, AgentToken, utcnow
@@ -60,7 +61,14 @@ async def get_agent_by_name(session: AsyncSession, name: str) -> Agent:
 
 
 async def list_agents(session: AsyncSession) -> list[Agent]:
-    return list(await session.scalars(select(Agent).order_by(Agent.name)))
+    return list(await session.scalars(select(Agent).options(selectinload(Agent.extensions)).order_by(Agent.name)))
+
+
+async def agent_with_extensions(session: AsyncSession, agent_id: int) -> Agent:
+    agent = await session.scalar(select(Agent).options(selectinload(Agent.extensions)).where(Agent.id == agent_id))
+    if agent is None:
+        raise NotFound(f"no agent with id {agent_id}")
+    return agent
 
 
 async def issue_token(session: AsyncSession, agent: Agent, *, label: str = "",
@@ -88,14 +96,16 @@ async def authenticate(session: AsyncSession, token: str, now: datetime | None =
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    row = await session.scalar(select(AgentToken).where(AgentToken.token_hash == digest))
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
+    # One round trip: the token and its agent together.
+    found = (await session.execute(select(AgentToken, Agent).join(Agent, Agent.id == AgentToken.agent_id)
+                                   .where(AgentToken.token_hash == digest))).first()
+    if found is None:
         return None
+    row, agent = found
     now = now or utcnow()
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+    if not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None or not agent.active:
         return None
-    agent = await session.get(Agent, row.agent_id)
-    if agent is None or not agent.active:
+    if row.expires_at is not None and row.expires_at <= now:
         return None
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         row.last_used_at = now

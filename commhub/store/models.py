@@ -74,8 +74,9 @@ class Agent(Base, Timestamps):
     language: Mapped[str] = mapped_column(String(8), default="de")
     role: Mapped[str] = mapped_column(String(16), default="agent")
     active: Mapped[bool] = mapped_column(default=True)
+    # Loaded only where asked for (selectinload): authentication runs on every request and needs none.
     extensions: Mapped[list[AgentExtension]] = relationship(
-        back_populates="agent", cascade="all, delete-orphan", lazy="selectin")
+        back_populates="agent", cascade="all, delete-orphan", lazy="raise_on_sql")
     __table_args__ = (CheckConstraint("role IN ('agent', 'admin')", name="role"),)
 
 

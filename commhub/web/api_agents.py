@@ -24,8 +24,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
 
 async def me(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
-        agent = await session.get(Agent, current_agent(request).id)
-        return web.json_response(agent_json(agent))
+        return web.json_response(agent_json(await agents.agent_with_extensions(session, current_agent(request).id)))
 
 
 async def list_agents(request: web.Request) -> web.Response:
