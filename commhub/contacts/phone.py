@@ -196,13 +196,22 @@ def _geocoder():  # type: ignore[no-untyped-def]
     return geocoder
 
 
+def _from_e164(e164: str) -> phonenumbers.PhoneNumber:
+    """The number object for an E.164 string; without a second full parse where the country code is plain."""
+    code = _simple_country_code(e164[1:4])
+    national = e164[1 + len(str(code)):] if code else ""
+    if national and national[0] != "0":
+        return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return phonenumbers.parse(e164)
+
+
 def describe(number: PhoneNumber, *, language: str = "de", locate: bool = True) -> dict[str, object]:
     """Facts about a number for the screen-pop, useful even when no customer file matches."""
     if number.withheld:
         return {"withheld": True, "raw": number.raw}
     if number.e164 is None:
         return {"withheld": False, "raw": number.raw, "e164": None, "problem": number.problem}
-    parsed = phonenumbers.parse(number.e164)
+    parsed = _from_e164(number.e164)
     # Finding the line type walks every pattern of the country (≈ 50 µs for a fixed line); do it once:
     # a number is valid exactly when it has a type, and only mobile ranges have a carrier.
     line_type = phonenumbers.number_type(parsed)

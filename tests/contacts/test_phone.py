@@ -122,3 +122,15 @@ def test_facts_agree_with_libphonenumber(text: str, region: str) -> None:
     facts = describe(number, language="en")
     assert facts["valid"] == phonenumbers.is_valid_number(parsed)
     assert facts["carrier"] == (carrier.name_for_number(parsed, "en") or None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_SPELLING, region=st.sampled_from(["DE", "AT", "CH", "US", "GB", "IT"]))
+def test_facts_without_a_second_parse_match_a_full_parse(text: str, region: str) -> None:
+    import phonenumbers
+
+    from commhub.contacts.phone import _from_e164
+
+    number = normalise(text, region)
+    if number.e164 is not None:
+        assert _from_e164(number.e164) == phonenumbers.parse(number.e164)
