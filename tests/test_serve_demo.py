@@ -81,7 +81,12 @@ async def test_demo_server_answers_the_walkthrough(demo_server: tuple[str, str, 
         assert match["matches"][0]["company"] == "Müller Haustechnik GmbH"
         async with http.get(f"{base}/api/contacts", params={"phone": "+49 30 1234567-55"}, headers=headers) as reply:
             via = await reply.json()
-        assert via["matches"][0]["via"] == "switchboard"
+        assert [(m["name"], m["via"], m["direct_dial"]) for m in via["matches"]] == [
+            ("Müller Haustechnik GmbH", "switchboard", "55")]
+        async with http.get(f"{base}/api/contacts", params={"phone": "+49 30 1234567"}, headers=headers) as reply:
+            company = await reply.json()
+        assert [(m["name"], m["number_kind"]) for m in company["matches"]] == [("Müller Haustechnik GmbH",
+                                                                                "switchboard")]
         async with http.get(f"{base}/api/contacts", params={"phone": "089 2345678"}, headers=headers) as reply:
             shared = await reply.json()
         assert shared["ambiguous"] is True
