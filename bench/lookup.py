@@ -26,9 +26,9 @@ import random
 import re
 import resource
 import signal
-import statistics
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time

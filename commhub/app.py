@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commhub.contacts.caller_id import CallerId
 from commhub.contacts.index import CallerIndex, SqlCallerIndex, SqliteCallerIndex
@@ -46,8 +47,6 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-def caller_index(url: str, engine: object) -> CallerIndex:
+def caller_index(url: str, engine: AsyncEngine) -> CallerIndex:
     path = sqlite_path(url)
-    if path is not None:
-        return SqliteCallerIndex(path)
-    return SqlCallerIndex(engine)  # type: ignore[arg-type]
+    return SqliteCallerIndex(path) if path is not None else SqlCallerIndex(engine)

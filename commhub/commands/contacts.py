@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from commhub.app import caller_index
@@ -33,7 +34,7 @@ async def contacts_import(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.rows and len(report.rejected) == report.rows else 0
 
 
-def _progress_printer() -> object:
+def _progress_printer() -> Callable[[ImportReport], None]:
     last = time.monotonic()
 
     def show(report: ImportReport) -> None:

@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import NamedTuple, Protocol
 
-from commhub.contacts.csv_columns import ColumnPlan, PlannedColumn, Role, phone_kind_from_label, plan_columns
+from commhub.contacts.csv_columns import (
+    ColumnPlan,
+    PlannedColumn,
+    Role,
+    phone_kind_from_label,
+    plan_columns,
+)
 from commhub.contacts.records import ContactRecord, ImportRow, PhoneRecord
 
 NO_IDENTITY = "nothing to identify the contact: no name, company, phone or email"

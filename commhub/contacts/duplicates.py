@@ -15,7 +15,7 @@ from itertools import combinations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.contacts.names import fold
+from commhub.contacts.names import display_name, fold
 from commhub.contacts.phonetics import cologne_code
 from commhub.store.models import Contact, EmailAddressRow, Organization, PhoneNumberRow
 
@@ -33,7 +33,7 @@ class Person:
 
     @property
     def name(self) -> str:
-        return " ".join(part for part in (self.first, self.last) if part) or "(no name)"
+        return display_name(self.first, self.last) or "(no name)"
 
 
 @dataclass(slots=True)

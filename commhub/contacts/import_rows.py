@@ -14,7 +14,13 @@ from typing import Any
 from commhub.contacts.names import contact_key, fold
 from commhub.contacts.readers import read_import_file
 from commhub.contacts.records import ContactRecord, ImportRow
-from commhub.store.files import Problems, contact_values, email_values, organization_values, phone_values
+from commhub.store.files import (
+    Problems,
+    contact_values,
+    email_values,
+    organization_values,
+    phone_values,
+)
 
 # Rows per transaction: larger chunks spread each statement's fixed cost over more rows (measured:
 # 10,000 imports ≈ 15 % faster than 2,000) at ≈ 100 MB more memory for the import command.

@@ -24,12 +24,24 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from commhub.contacts.import_rows import CHUNK_ROWS, PreparedChunk, PreparedRow, prepare, prepare_file_into
+from commhub.contacts.import_rows import (
+    CHUNK_ROWS,
+    PreparedChunk,
+    PreparedRow,
+    prepare,
+    prepare_file_into,
+)
 from commhub.contacts.names import contact_key
 from commhub.contacts.readers import read_import_file
 from commhub.contacts.records import ImportRow
 from commhub.store.files import organization_values
-from commhub.store.models import Contact, EmailAddressRow, Organization, PhoneNumberRow, utcnow
+from commhub.store.models import (
+    Contact,
+    EmailAddressRow,
+    Organization,
+    PhoneNumberRow,
+    utcnow,
+)
 
 YIELD_EVERY_ROWS = 100
 # Below this a second process costs more to start than it saves.
@@ -168,8 +180,9 @@ class _ChunkWriter:
         companies = [row for row in chunk if not row.name_key and row.company_key]
         for row in people:
             row.values["organization_id"] = organizations.get(row.company_key)
-        await self._update_files(Organization, "organization_id",
-                                 self._company_files(companies, organizations))
+        created, existing = self._company_files(companies, organizations)
+        await self._add_numbers("organization_id", created)
+        await self._update_files(Organization, "organization_id", existing)
         await self._people(people)
         await self._company_numbers(people)
 
@@ -196,20 +209,21 @@ class _ChunkWriter:
             self.created_companies = set(missing)
         return found
 
-    def _company_files(self, companies: list[PreparedRow], organizations: dict[str, int]) -> dict[int, PreparedRow]:
-        """Company rows by organization; a created organization only needs its numbers added."""
-        files: dict[int, PreparedRow] = {}
+    def _company_files(self, companies: list[PreparedRow], organizations: dict[str, int]
+                       ) -> tuple[dict[int, PreparedRow], dict[int, PreparedRow]]:
+        """Company rows by organization: (made by this chunk, stored before). A made one has its values already."""
+        created: dict[int, PreparedRow] = {}
+        existing: dict[int, PreparedRow] = {}
         for row in companies:
             org_id = organizations[row.company_key]
+            files = created if row.company_key in self.created_companies else existing
             if org_id in files:
                 self.report.duplicates += 1
                 _merge(files[org_id], row)
-                continue
-            files[org_id] = row
-            if row.company_key in self.created_companies:
-                self.report.created += 1
-                row.values = {}
-        return files
+            else:
+                files[org_id] = row
+        self.report.created += len(created)
+        return created, existing
 
     # --- people ----------------------------------------------------------------------------------
 
@@ -281,9 +295,7 @@ class _ChunkWriter:
         stored = {row.id: row for row in await self.session.scalars(select(table).where(table.id.in_(list(files))))}
         added = await self._add_numbers(column, files)
         for file_id, row in files.items():
-            changed = bool(row.values) and await self._update_values(table, stored[file_id], row.values)
-            if not row.values and stored[file_id].created_at == self.now:
-                continue  # created in this chunk: counted already
+            changed = await self._update_values(table, stored[file_id], row.values)
             if changed or file_id in added:
                 self.report.updated += 1
             else:

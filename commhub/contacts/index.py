@@ -9,13 +9,16 @@ index is correct after every write by any process). On PostgreSQL it is one prep
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commhub.contacts.matching import Candidate, Via
+from commhub.contacts.names import display_name
 from commhub.contacts.phone import prefixes_of
 
 _SELECT = """
@@ -35,21 +38,11 @@ def prefix_sql(count: int) -> str:
     return _SELECT + f"WHERE p.switchboard_prefix IN ({names})"
 
 
-class CallerIndex(Protocol):
-    async def exact(self, e164: str) -> list[Candidate]: ...
-    async def via_switchboard(self, e164: str) -> list[Candidate]: ...
-    def close(self) -> None: ...
-
-
-def contact_display_name(first: str | None, last: str | None, title: str | None = None) -> str:
-    return " ".join(part for part in (title, first, last) if part)
-
-
 def _candidate(row: tuple[Any, ...] | Any, via: Via, caller: str) -> Candidate:
     (kind, contact_id, org_id, e164, prefix, _salutation, title, first, last, contact_class,
      contact_org_id, contact_org_name, org_name, org_class) = tuple(row)
     if contact_id is not None:
-        return Candidate(kind="contact", id=contact_id, name=contact_display_name(first, last, title)
+        return Candidate(kind="contact", id=contact_id, name=display_name(first, last, title)
                          or contact_org_name or "?", company=contact_org_name, organization_id=contact_org_id,
                          customer_class=contact_class, via=via, number_kind=kind, matched_number=e164)
     direct_dial = caller[len(prefix):] if via == "switchboard" else None
@@ -65,7 +58,26 @@ def _longest_prefix_only(rows: list[Any]) -> list[Any]:
     return [row for row in rows if len(row[4]) == longest]
 
 
-class SqliteCallerIndex:
+class CallerIndex(ABC):
+    """Candidates for an E.164 number; subclasses only say how a query reaches the database."""
+
+    @abstractmethod
+    async def _rows(self, sql: str, params: dict[str, str]) -> Sequence[Any]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    async def exact(self, e164: str) -> list[Candidate]:
+        rows = await self._rows(EXACT_SQL, {"e164": e164})
+        return [_candidate(row, "exact", e164) for row in rows]
+
+    async def via_switchboard(self, e164: str) -> list[Candidate]:
+        prefixes = prefixes_of(e164)
+        rows = await self._rows(prefix_sql(len(prefixes)), {f"p{i}": prefix for i, prefix in enumerate(prefixes)})
+        return [_candidate(row, "switchboard", e164) for row in _longest_prefix_only(rows)]
+
+
+class SqliteCallerIndex(CallerIndex):
     """Read-only sqlite3 connection used from the event-loop thread (see module docstring)."""
 
     def __init__(self, path: Path) -> None:
@@ -73,37 +85,22 @@ class SqliteCallerIndex:
                                            check_same_thread=False)
         self._connection.execute("PRAGMA busy_timeout=2000")
 
-    async def exact(self, e164: str) -> list[Candidate]:
-        rows = self._connection.execute(EXACT_SQL, {"e164": e164}).fetchall()
-        return [_candidate(row, "exact", e164) for row in rows]
-
-    async def via_switchboard(self, e164: str) -> list[Candidate]:
-        prefixes = prefixes_of(e164)
-        params = {f"p{i}": prefix for i, prefix in enumerate(prefixes)}
-        rows = self._connection.execute(prefix_sql(len(prefixes)), params).fetchall()
-        return [_candidate(row, "switchboard", e164) for row in _longest_prefix_only(rows)]
+    async def _rows(self, sql: str, params: dict[str, str]) -> Sequence[Any]:
+        return self._connection.execute(sql, params).fetchall()
 
     def close(self) -> None:
         self._connection.close()
 
 
-class SqlCallerIndex:
+class SqlCallerIndex(CallerIndex):
     """The same queries through SQLAlchemy Core on any async engine (PostgreSQL in production)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def exact(self, e164: str) -> list[Candidate]:
+    async def _rows(self, sql: str, params: dict[str, str]) -> Sequence[Any]:
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(text(EXACT_SQL), {"e164": e164})).all()
-        return [_candidate(row, "exact", e164) for row in rows]
-
-    async def via_switchboard(self, e164: str) -> list[Candidate]:
-        prefixes = prefixes_of(e164)
-        params = {f"p{i}": prefix for i, prefix in enumerate(prefixes)}
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(text(prefix_sql(len(prefixes))), params)).all()
-        return [_candidate(row, "switchboard", e164) for row in _longest_prefix_only(rows)]
+            return (await connection.execute(text(sql), params)).all()
 
     def close(self) -> None:
-        pass
+        """The engine belongs to the application, which disposes of it."""

@@ -33,5 +33,6 @@ def normalise_email(address: str) -> str | None:
     return candidate if _EMAIL.match(candidate) and len(candidate) <= 320 else None
 
 
-def email_domain(address: str) -> str:
-    return address.rsplit("@", 1)[-1]
+def display_name(first: str | None, last: str | None, title: str | None = None) -> str:
+    """How a person is shown: `Dr. Sabine Weiß`."""
+    return " ".join(part for part in (title, first, last) if part)

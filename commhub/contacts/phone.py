@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, carrier
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    carrier,
+)
 
 # What PBXs and carriers send when the caller suppressed their number (CLIR).
 WITHHELD_WORDS = frozenset({
@@ -51,10 +56,6 @@ class PhoneNumber:
     extension: str | None = None
     withheld: bool = False
     problem: str | None = None  # why there is no e164 although the caller was not withheld
-
-    @property
-    def usable(self) -> bool:
-        return self.e164 is not None
 
 
 def normalise(raw: str | None, region: str = "DE") -> PhoneNumber:

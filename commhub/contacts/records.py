@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PHONE_KINDS = ("work", "mobile", "home", "fax", "switchboard")
-CLASSES = ("A", "B", "C")
 
 
 @dataclass(slots=True)

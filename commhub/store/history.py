@@ -64,18 +64,32 @@ async def timeline(session: AsyncSession, *, contact_id: int | None = None, orga
     rows = list(await session.scalars(statement.order_by(HistoryEntry.occurred_at.desc(), HistoryEntry.id.desc())
                                       .limit(limit + 1)))
     page = rows[:limit]
-    return {"items": [await entry_json(session, entry) for entry in page],
+    return {"items": await entries_json(session, page),
             "next": encode_cursor(page[-1]) if len(rows) > limit else None}
 
 
-async def entry_json(session: AsyncSession, entry: HistoryEntry) -> dict[str, Any]:
-    links = (await session.execute(select(HistoryLink.contact_id, HistoryLink.organization_id)
-                                   .where(HistoryLink.entry_id == entry.id))).all()
-    agent = await session.get(Agent, entry.agent_id) if entry.agent_id else None
-    return {
+async def entries_json(session: AsyncSession, entries: list[HistoryEntry]) -> list[dict[str, Any]]:
+    """A page of entries with their links and agents, in two queries whatever the page size."""
+    ids = [entry.id for entry in entries]
+    links: dict[int, tuple[list[int], list[int]]] = {entry_id: ([], []) for entry_id in ids}
+    for entry_id, contact_id, organization_id in await session.execute(
+            select(HistoryLink.entry_id, HistoryLink.contact_id, HistoryLink.organization_id)
+            .where(HistoryLink.entry_id.in_(ids)).order_by(HistoryLink.id)):
+        contacts, organizations = links[entry_id]
+        if contact_id is not None:
+            contacts.append(contact_id)
+        else:
+            organizations.append(organization_id)
+    agent_ids = {entry.agent_id for entry in entries if entry.agent_id is not None}
+    agents = {agent.id: {"id": agent.id, "name": agent.name}
+              for agent in await session.scalars(select(Agent).where(Agent.id.in_(agent_ids)))}
+    return [{
         "id": entry.id, "kind": entry.kind, "occurred_at": entry.occurred_at.isoformat(),
         "title": entry.title, "body": entry.body, "data": entry.data,
-        "agent": {"id": agent.id, "name": agent.name} if agent else None,
-        "contact_ids": [c for c, _ in links if c is not None],
-        "organization_ids": [o for _, o in links if o is not None],
-    }
+        "agent": agents.get(entry.agent_id) if entry.agent_id else None,
+        "contact_ids": links[entry.id][0], "organization_ids": links[entry.id][1],
+    } for entry in entries]
+
+
+async def entry_json(session: AsyncSession, entry: HistoryEntry) -> dict[str, Any]:
+    return (await entries_json(session, [entry]))[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.contacts.names import contact_key, fold
@@ -14,7 +14,13 @@ from commhub.keys import CALLER_ID, SESSIONS, SETTINGS
 from commhub.log import get_logger
 from commhub.store import files, history
 from commhub.store.models import Contact, Organization
-from commhub.web.bodies import current_agent, int_param, path_id, read_json, require_admin
+from commhub.web.bodies import (
+    current_agent,
+    int_param,
+    path_id,
+    read_json,
+    require_admin,
+)
 from commhub.web.schemas import ContactIn, ContactPatch, NoteIn, OrganizationIn
 
 log = get_logger("commhub.api")
@@ -38,7 +44,7 @@ async def list_contacts(request: web.Request) -> web.Response:
             after = int_param(request, "after", 0, low=0, high=2**31 - 1)
             found = list(await session.scalars(select(Contact).where(Contact.id > after)
                                                .order_by(Contact.id).limit(limit)))
-        items = [await files.contact_json(session, contact) for contact in found]
+        items = await files.contacts_json(session, found)
     return web.json_response({"items": items})
 
 
@@ -51,10 +57,8 @@ async def create_contact(request: web.Request) -> web.Response:
             record.company = ""
         if record.is_company_only():
             raise ValidationFailed("a contact needs a first or last name; create a company at /api/organizations")
-        kind, contact_id, problems = await files.create_file(session, record, _region(request))
-        if body.organization_id is not None:
-            await session.execute(update(Contact).where(Contact.id == contact_id)
-                                  .values(organization_id=body.organization_id))
+        _kind, contact_id, problems = await files.create_file(session, record, _region(request),
+                                                              organization_id=body.organization_id)
     async with request.app[SESSIONS]() as session:
         payload = await files.contact_json(session, await files.get_contact(session, contact_id))
     log.info("contact.created", id=contact_id, by=current_agent(request).id)
@@ -83,6 +87,7 @@ async def patch_contact(request: web.Request) -> web.Response:
     contact_id = path_id(request)
     body = await read_json(request, ContactPatch)
     sent = body.model_fields_set
+    record = body.to_record()
     problems = files.Problems()
     async with request.app[SESSIONS]() as session, session.begin():
         contact = await files.get_contact(session, contact_id)
@@ -90,13 +95,12 @@ async def patch_contact(request: web.Request) -> web.Response:
         if "organization_id" in sent and body.organization_id is not None:
             await _existing_organization(session, body.organization_id)
         if "company" in sent and "organization_id" not in sent:
-            changes["organization_id"] = await files.find_or_create_organization(session, body.to_record())
+            changes["organization_id"] = await files.find_or_create_organization(session, record)
         if sent & {"first_name", "last_name"}:
             changes["name_key"] = contact_key(changes.get("first_name", contact.first_name),
                                               changes.get("last_name", contact.last_name))
         for name, value in changes.items():
             setattr(contact, name, value)
-        record = body.to_record()
         await files.replace_numbers(
             session, {"contact_id": contact_id},
             files.phone_values(record.phones, _region(request), problems) if "phones" in sent else None,
@@ -154,7 +158,7 @@ async def list_organizations(request: web.Request) -> web.Response:
         statement = statement.where(Organization.name_key.contains(fold(request.query["q"]), autoescape=True))
     async with request.app[SESSIONS]() as session:
         found = list(await session.scalars(statement))
-        items = [await files.organization_json(session, organization) for organization in found]
+        items = await files.organizations_json(session, found)
     return web.json_response({"items": items})
 
 

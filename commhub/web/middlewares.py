@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 
@@ -53,11 +52,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if hmac.compare_digest(scheme.lower().encode(), b"bearer") and token.strip():
-        return token.strip()
-    return None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 @web.middleware

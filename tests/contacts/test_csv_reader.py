@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.import_checks import check_rows
 
 from commhub.contacts.csv_columns import header_key, phone_kind_from_label, plan_columns
 from commhub.contacts.csv_reader import (
@@ -414,16 +415,6 @@ RECOGNISED_HEADERS = ["Firma", "Vorname", "Nachname", "Telefon", "Mobil", "E-Mai
                       "Klasse", "Anrede", "Name", "Phone 1 - Value", "Business Street", "Home City", "PLZ/Ort",
                       "Weitere Vornamen"]
 KNOWN_HEADERS = [*RECOGNISED_HEADERS, "Phone 1 - Label", "Kundennummer", "Privat", "E-Mail-Typ"]
-
-
-def check_rows(rows: list[ImportRow]) -> None:
-    for row in rows:
-        assert isinstance(row, ImportRow)
-        assert row.line >= 1
-        assert (row.record is None) != (row.error is None)
-        if row.record is not None:
-            assert not row.record.is_empty()
-            assert all(isinstance(phone, PhoneRecord) and phone.raw for phone in row.record.phones)
 
 
 @settings(max_examples=300, deadline=None)

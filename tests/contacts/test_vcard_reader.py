@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.import_checks import check_rows
 
 from commhub.contacts.csv_reader import NO_IDENTITY
 from commhub.contacts.readers import looks_like_vcard, read_import_file
@@ -250,14 +251,6 @@ def test_dispatcher_reads_both_formats() -> None:
 
 # --- properties ------------------------------------------------------------------------------
 
-
-def check_rows(rows: list[ImportRow]) -> None:
-    for row in rows:
-        assert isinstance(row, ImportRow)
-        assert row.line >= 1
-        assert (row.record is None) != (row.error is None)
-        if row.record is not None:
-            assert not row.record.is_empty()
 
 
 @settings(max_examples=300, deadline=None)

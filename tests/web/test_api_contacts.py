@@ -39,7 +39,10 @@ async def test_search_by_text_and_email(client: TestClient, agent_headers: H) ->
     by_text = await (await client.get("/api/contacts", params={"q": "MUELLER"}, headers=agent_headers)).json()
     assert [c["id"] for c in by_text["items"]] == [jurgen["id"]]
     by_company = await (await client.get("/api/contacts", params={"q": "weiss"}, headers=agent_headers)).json()
-    assert [c["last_name"] for c in by_company["items"]] == ["Schmidt"]
+    assert [(c["last_name"], c["organization"]["name"]) for c in by_company["items"]] == [("Schmidt", "Weiß & Söhne")]
+    listed = await (await client.get("/api/contacts", headers=agent_headers)).json()
+    assert [(c["name"], c["emails"], c["organization"]) for c in listed["items"]] == [
+        ("Jürgen Müller", ["jm@example.com"], None), ("Anna Schmidt", [], by_company["items"][0]["organization"])]
     by_email = await (await client.get("/api/contacts", params={"email": " JM@Example.com"},
                                        headers=agent_headers)).json()
     assert [c["id"] for c in by_email["items"]] == [jurgen["id"]]
@@ -74,6 +77,9 @@ async def test_notes_make_a_paged_timeline_newest_first(client: TestClient, agen
     first = await (await client.get(f"/api/contacts/{contact['id']}/history", params={"limit": "2"},
                                     headers=agent_headers)).json()
     assert [e["body"] for e in first["items"]] == ["Notiz 4", "Notiz 3"]
+    newest = first["items"][0]
+    assert newest["agent"]["name"] == "agent" and newest["kind"] == "note"
+    assert newest["contact_ids"] == [contact["id"]] and newest["organization_ids"] == [contact["organization"]["id"]]
     rest = await (await client.get(f"/api/contacts/{contact['id']}/history",
                                    params={"limit": "10", "before": first["next"]}, headers=agent_headers)).json()
     assert [e["body"] for e in rest["items"]] == ["Notiz 2", "Notiz 1", "Notiz 0"] and rest["next"] is None
@@ -92,7 +98,10 @@ async def test_organizations(client: TestClient, agent_headers: H) -> None:
                                     headers=agent_headers)).json()
     assert [(m["kind"], m["id"], m["via"]) for m in match["matches"]] == [("organization", org["id"], "switchboard")]
     listed = await (await client.get("/api/organizations", params={"q": "alpen"}, headers=agent_headers)).json()
-    assert [o["id"] for o in listed["items"]] == [org["id"]]
+    assert [(o["id"], o["phones"][0]["e164"]) for o in listed["items"]] == [(org["id"], "+436628455110")]
+    member = await create(client, agent_headers, first_name="Katharina", last_name="Huber",
+                          organization_id=org["id"])
+    assert member["organization"] == {"id": org["id"], "name": "Alpenblick Hotel AG", "class": "B"}
     note = await client.post(f"/api/organizations/{org['id']}/notes", json={"text": "Termin"}, headers=agent_headers)
     assert note.status == 201
 
