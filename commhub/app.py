@@ -2,30 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commhub.contacts.caller_id import CallerId
 from commhub.contacts.index import CallerIndex, SqlCallerIndex, SqliteCallerIndex
-from commhub.keys import CALLER_ID, ENGINE, SESSIONS, SETTINGS
+from commhub.keys import (
+    CALL_DESK,
+    CALLER_ID,
+    DISPATCHER,
+    ENGINE,
+    HUB,
+    REPLAY_GUARD,
+    SESSIONS,
+    SETTINGS,
+    SOURCES,
+)
 from commhub.log import get_logger
 from commhub.settings import Settings
 from commhub.store.db import create_engine, session_factory, sqlite_path
+from commhub.push.dispatch import Dispatcher
+from commhub.push.hub import Hub
+from commhub.store import messages
 from commhub.store.migrate import upgrade
+from commhub.store.models import utcnow
+from commhub.telephony.ingest import CallDesk
+from commhub.telephony.replay import MemoryReplayGuard
+from commhub.telephony.sources import Sources
 from commhub.web.middlewares import json_errors, require_agent
 from commhub.web.routes import add_routes
 
 log = get_logger("commhub.app")
 # Largest REST body accepted; webhooks set their own, smaller limit (DESIGN §6: 64 KiB).
 MAX_BODY_BYTES = 1024 * 1024
+PRUNE_INTERVAL_S = 3600
 
 
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[json_errors, require_agent], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
+    app[SOURCES] = Sources.from_settings(settings)  # a bad [[sources]] entry stops the start, not a call
+    app[REPLAY_GUARD] = MemoryReplayGuard()
+    app[HUB] = Hub()
+    app[DISPATCHER] = Dispatcher()
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(telephony)
+    app.cleanup_ctx.append(backlog_pruning)
+    app.on_shutdown.append(close_sockets)
     add_routes(app)
     return app
 
@@ -45,6 +72,40 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     finally:
         index.close()
         await engine.dispose()
+
+
+async def telephony(app: web.Application) -> AsyncIterator[None]:
+    """The call desk: call events in, state, history, tasks and pushes out."""
+    app[CALL_DESK] = CallDesk(app[SESSIONS], app[CALLER_ID], app[DISPATCHER], app[HUB],
+                              region=app[SETTINGS].phone.default_region)
+    yield
+
+
+async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
+    """Forget agent messages no `resume` may ask for any more, once at start and then hourly."""
+    push = app[SETTINGS].push
+
+    async def prune_forever() -> None:
+        while True:
+            try:
+                async with app[SESSIONS]() as session, session.begin():
+                    removed = await messages.prune(session, older_than=utcnow() - timedelta(hours=push.backlog_hours),
+                                                   keep_per_agent=push.backlog_messages)
+                log.info("backlog.pruned", removed=removed)
+            except Exception:
+                log.exception("backlog.prune_failed")
+            await asyncio.sleep(PRUNE_INTERVAL_S)
+
+    task = asyncio.create_task(prune_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def close_sockets(app: web.Application) -> None:
+    await app[HUB].close_all()
 
 
 def caller_index(url: str, engine: AsyncEngine) -> CallerIndex:

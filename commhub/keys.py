@@ -6,13 +6,23 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commhub.contacts.caller_id import CallerId
+from commhub.push.dispatch import Dispatcher
+from commhub.push.hub import Hub
 from commhub.settings import Settings
 from commhub.store.models import Agent
+from commhub.telephony.ingest import CallDesk
+from commhub.telephony.replay import MemoryReplayGuard
+from commhub.telephony.sources import Sources
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 CALLER_ID = web.AppKey("caller_id", CallerId)
+SOURCES = web.AppKey("sources", Sources)
+REPLAY_GUARD = web.AppKey("replay_guard", MemoryReplayGuard)
+HUB = web.AppKey("hub", Hub)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+CALL_DESK = web.AppKey("call_desk", CallDesk)
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)

@@ -103,6 +103,15 @@ class AgentDefaults(Section):
     token_days: int | None = Field(None, ge=1)
 
 
+class PushSettings(Section):
+    """The agent WebSocket: how long a disconnected client can resume, and how far behind one may fall."""
+
+    backlog_hours: int = Field(24, ge=1, le=24 * 30)
+    backlog_messages: int = Field(500, ge=10, le=100_000)
+    queue_size: int = Field(256, ge=8, le=100_000)
+    heartbeat_seconds: float = Field(30, ge=1, le=600)
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -116,6 +125,7 @@ class Settings(Section):
     mailboxes: list[MailboxSettings] = Field(default_factory=list)
     smtp: SmtpSettings = SmtpSettings()
     agents: AgentDefaults = AgentDefaults()
+    push: PushSettings = PushSettings()
     logging: LoggingSettings = LoggingSettings()
     source_file: str | None = Field(None, exclude=True)
 

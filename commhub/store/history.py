@@ -17,10 +17,10 @@ MAX_PAGE = 200
 async def add_entry(session: AsyncSession, *, kind: str, title: str = "", body: str = "",
                     data: dict[str, Any] | None = None, agent_id: int | None = None,
                     contact_ids: list[int] = (), organization_ids: list[int] = (),  # type: ignore[assignment]
-                    occurred_at: datetime | None = None) -> HistoryEntry:
+                    occurred_at: datetime | None = None, call_id: int | None = None) -> HistoryEntry:
     occurred_at = occurred_at or utcnow()
     entry = HistoryEntry(kind=kind, title=title, body=body, data=data or {}, agent_id=agent_id,
-                         occurred_at=occurred_at)
+                         occurred_at=occurred_at, call_id=call_id)
     session.add(entry)
     await session.flush()
     links = ([{"contact_id": cid} for cid in dict.fromkeys(contact_ids)]
@@ -85,7 +85,7 @@ async def entries_json(session: AsyncSession, entries: list[HistoryEntry]) -> li
               for agent in await session.scalars(select(Agent).where(Agent.id.in_(agent_ids)))}
     return [{
         "id": entry.id, "kind": entry.kind, "occurred_at": entry.occurred_at.isoformat(),
-        "title": entry.title, "body": entry.body, "data": entry.data,
+        "title": entry.title, "body": entry.body, "data": entry.data, "call_id": entry.call_id,
         "agent": agents.get(entry.agent_id) if entry.agent_id else None,
         "contact_ids": links[entry.id][0], "organization_ids": links[entry.id][1],
     } for entry in entries]

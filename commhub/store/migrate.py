@@ -30,7 +30,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 async def pending_revisions(engine: AsyncEngine) -> list[str]:
-    """Revisions not yet applied (empty when the schema is current)."""
+    """Revisions not yet applied, oldest first (empty when the schema is current)."""
     script = ScriptDirectory.from_config(alembic_config())
 
     def read(connection: Connection) -> set[str]:
@@ -41,4 +41,4 @@ async def pending_revisions(engine: AsyncEngine) -> list[str]:
     if current == set(script.get_heads()):
         return []
     pending = script.iterate_revisions("heads", tuple(current) or "base")
-    return [revision.revision for revision in pending]
+    return [revision.revision for revision in pending][::-1]  # alembic walks from the head down

@@ -195,6 +195,8 @@ class HistoryEntry(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # The call an entry belongs to: the call itself and every note written on it share it.
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -240,3 +242,69 @@ class Task(Base):
         Index("ix_tasks_status_assignee", "status", "assignee_agent_id"),
         Index("ix_tasks_phone_status", "phone_e164", "status"),
     )
+
+
+class Call(Base):
+    """One phone call as commhub knows it: the state machine's state plus what the pop showed."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    provider_call_id: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(16))
+    caller_raw: Mapped[str | None] = mapped_column(String(200))
+    caller_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    withheld: Mapped[bool] = mapped_column(default=False)
+    callee_raw: Mapped[str | None] = mapped_column(String(200))
+    customer_e164: Mapped[str | None] = mapped_column(String(20))  # the customer's side: caller in, callee out
+    targets: Mapped[list[str]] = mapped_column(Json, default=list)
+    agent_ids: Mapped[list[int]] = mapped_column(Json, default=list)  # the agents it rang
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[int | None] = mapped_column(Integer)
+    vendor_outcome: Mapped[str | None] = mapped_column(String(16))
+    matches: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)  # ranked candidates at ringing
+    related_call_id: Mapped[str | None] = mapped_column(String(200))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    __table_args__ = (
+        UniqueConstraint("source", "provider_call_id"),
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint("state IN ('ringing', 'answered', 'completed', 'missed', 'rejected', 'busy', 'failed')",
+                        name="state"),
+        Index("ix_calls_state_started", "state", "started_at"),
+        Index("ix_calls_started", "started_at"),
+    )
+
+
+class CallEventRow(Base):
+    """Every distinct event received for a call; the unique key makes a redelivery a no-op."""
+
+    __tablename__ = "call_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    phase: Mapped[str] = mapped_column(String(16))
+    dedupe_key: Mapped[str] = mapped_column(String(400))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    __table_args__ = (UniqueConstraint("call_id", "dedupe_key"),)
+
+
+class AgentMessage(Base):
+    """The per-agent backlog of WebSocket messages: what `resume` replays to a reconnecting client."""
+
+    __tablename__ = "agent_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    __table_args__ = (UniqueConstraint("agent_id", "seq"),)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from commhub.web import api_agents, api_contacts, health, openapi
+from commhub.web import agent_socket, api_agents, api_calls, api_contacts, health, lookup, openapi, webhooks
 from commhub.web.schemas import AgentIn, ContactIn, ContactPatch, NoteIn, OrganizationIn
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,6 +54,25 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/organizations", api_contacts.create_organization, "Create an organization",
           body=OrganizationIn, status=201),
     Route("GET", "/api/organizations/{id}", api_contacts.get_organization, "An organization's file"),
+    Route("GET", "/api/calls", api_calls.list_calls, "Calls, newest first",
+          query={"state": "ringing, answered, completed, missed, rejected, busy or failed",
+                 "direction": "in or out", "limit": "1–200", "before": "list calls with a smaller id"}),
+    Route("GET", "/api/calls/{id}", api_calls.get_call, "One call: state, times, matched files, agents"),
+    Route("POST", "/api/calls/{id}/notes", api_calls.add_call_note,
+          "Write a note on a call: it lands in the history of every file the call matched", body=NoteIn, status=201),
+    Route("GET", "/api/tasks", api_calls.list_tasks, "Tasks (callbacks for missed calls, follow-ups)",
+          query={"status": "open (default), done or cancelled", "mine": "1: only tasks assigned to me",
+                 "limit": "1–200"}),
+    Route("PATCH", "/api/tasks/{id}", api_calls.patch_task, "Mark a task done, cancelled or open again",
+          body=api_calls.TaskPatch),
+    Route("POST", "/hooks/{source}", webhooks.receive_hook,
+          "A phone system's call event (vendor format; verified by signature or ?token=)", public=True),
+    Route("GET", "/hooks/{source}", webhooks.receive_hook,
+          "A call event sent as a GET (3CX call journal, dialplan CURL())", public=True),
+    Route("GET", "/lookup/{source}", lookup.lookup, "Caller name for the phone's display (vendor format)",
+          public=True, query={"number": "the caller's number, any format", "token": "the source's secret"}),
+    Route("GET", "/ws", agent_socket.agent_socket, "The agent WebSocket (screen-pops; see the README)",
+          public=True, query={"token": "agent token, if no Authorization header", "after": "resume after this seq"}),
     Route("GET", "/api/organizations/{id}/history", api_contacts.organization_history,
           "An organization's timeline (including its people), newest first", query=PAGING),
     Route("POST", "/api/organizations/{id}/notes", api_contacts.add_organization_note,

@@ -1,0 +1,1 @@
+"""Pushing messages to agents: the per-agent sequence, the persisted backlog, the live sessions."""

@@ -1,0 +1,123 @@
+"""Calls in the database: load and save the state machine's facts, record events once, list calls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.errors import NotFound
+from commhub.store.models import Agent, Call, CallEventRow
+from commhub.telephony.calls import CallFacts
+from commhub.telephony.contract import CallEvent, Outcome
+
+MAX_PAGE = 200
+
+
+async def find_call(session: AsyncSession, source: str, provider_call_id: str) -> Call | None:
+    statement = select(Call).where(Call.source == source, Call.provider_call_id == provider_call_id)
+    if session.bind.dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    return await session.scalar(statement)
+
+
+async def get_call(session: AsyncSession, call_id: int) -> Call:
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"no call with id {call_id}")
+    return call
+
+
+def facts_of(call: Call) -> CallFacts:
+    return CallFacts(direction=call.direction, started_at=call.started_at, answered_at=call.answered_at,
+                     ended_at=call.ended_at, answered_by=call.answered_by,
+                     vendor_outcome=Outcome(call.vendor_outcome) if call.vendor_outcome else None,
+                     duration=call.duration)
+
+
+def store_facts(call: Call, facts: CallFacts) -> None:
+    call.state = facts.state
+    call.started_at = facts.started_at
+    call.answered_at = facts.answered_at
+    call.ended_at = facts.ended_at
+    call.answered_by = facts.answered_by
+    call.vendor_outcome = facts.vendor_outcome.value if facts.vendor_outcome else None
+    call.duration = facts.talk_seconds() if facts.ended_at is not None else None
+
+
+def dedupe_key(event: CallEvent) -> str:
+    """Two deliveries of the same event give the same key; the vendor's own id wins when it has one."""
+    if event.event_id:
+        return f"id:{event.event_id}"[:400]
+    stamp = event.occurred_at.isoformat() if event.occurred_at else ""
+    parts = (event.phase.value, ",".join(sorted(event.targets)), event.answered_by or "",
+             event.outcome.value if event.outcome else "", str(event.duration or ""), stamp)
+    return "|".join(parts)[:400]
+
+
+async def seen_event(session: AsyncSession, call: Call, key: str) -> bool:
+    found = await session.scalar(select(CallEventRow.id).where(CallEventRow.call_id == call.id,
+                                                               CallEventRow.dedupe_key == key))
+    return found is not None
+
+
+def event_row(call: Call, event: CallEvent, key: str, at: datetime) -> CallEventRow:
+    """The stored event. The unique (call, key) constraint stops a redelivery racing in from another node."""
+    return CallEventRow(call_id=call.id, phase=event.phase.value, dedupe_key=key, occurred_at=at,
+                        data=_event_data(event))
+
+
+def _event_data(event: CallEvent) -> dict[str, Any]:
+    data = {name: value for name, value in event.__dict__.items() if value not in (None, ())}
+    for name, value in data.items():
+        if hasattr(value, "isoformat"):
+            data[name] = value.isoformat()
+        elif isinstance(value, tuple):
+            data[name] = list(value)
+        elif hasattr(value, "value"):
+            data[name] = value.value
+    data.pop("caller", None)  # the number is kept once, on the call, so erasure finds it in one place
+    return data
+
+
+async def list_calls(session: AsyncSession, *, state: str | None = None, direction: str | None = None,
+                     before: int | None = None, limit: int = 50) -> list[Call]:
+    statement = select(Call)
+    if state:
+        statement = statement.where(Call.state == state)
+    if direction:
+        statement = statement.where(Call.direction == direction)
+    if before:
+        statement = statement.where(Call.id < before)
+    limit = max(1, min(limit, MAX_PAGE))
+    return list(await session.scalars(statement.order_by(Call.id.desc()).limit(limit)))
+
+
+def call_json(call: Call, agents: dict[int, str] | None = None) -> dict[str, Any]:
+    agents = agents or {}
+    answered_by = None
+    if call.answered_by_agent_id is not None or call.answered_by:
+        answered_by = {"agent_id": call.answered_by_agent_id, "key": call.answered_by,
+                       "name": agents.get(call.answered_by_agent_id or 0)}
+    return {
+        "id": call.id, "source": call.source, "provider_call_id": call.provider_call_id,
+        "direction": call.direction, "state": call.state,
+        "caller": {"raw": call.caller_raw, "e164": call.caller_e164, "withheld": call.withheld,
+                   "name": call.caller_name},
+        "callee": call.callee_raw, "customer_number": call.customer_e164,
+        "started_at": call.started_at.isoformat(),
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration": call.duration, "agent_ids": list(call.agent_ids), "answered_by": answered_by,
+        "matches": [{key: m.get(key) for key in ("kind", "id", "name", "company", "class", "via")}
+                    for m in call.matches],
+        "related_call_id": call.related_call_id, "task_id": call.task_id,
+    }
+
+
+async def agent_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {agent_id: name for agent_id, name in await session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids)))}

@@ -1,0 +1,1 @@
+"""Telephony: phone-system call events in, call state and screen-pops out."""

@@ -1,0 +1,56 @@
+"""The configured phone-system sources (`[[sources]]`), each with its adapter, loaded once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from commhub.errors import ConfigError, NotFound
+from commhub.settings import Settings, SourceSettings
+from commhub.telephony.contract import AdapterSpec, ReplayGuard, SourceContext
+from commhub.telephony.registry import load_adapter
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    spec: AdapterSpec
+    secret: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, base_url: str, replay: ReplayGuard) -> SourceContext:
+        hook_url = f"{base_url}/hooks/{quote(self.name)}?token={quote(self.secret, safe='')}"
+        return SourceContext(name=self.name, secret=self.secret, options=self.options, hook_url=hook_url,
+                             replay=replay)
+
+
+class Sources:
+    def __init__(self, configured: list[SourceSettings]) -> None:
+        self._by_name = {item.name: self._load(item) for item in configured}
+
+    @staticmethod
+    def _load(item: SourceSettings) -> Source:
+        spec = load_adapter(item.adapter)
+        secret = item.secret.get_secret_value() if item.secret else ""
+        if len(secret) < 8:
+            raise ConfigError(f"sources: {item.name}: secret: set a secret of at least 8 characters; "
+                              "commhub accepts no unverified call events")
+        unknown = sorted(set(item.options) - set(spec.options))
+        if unknown:
+            raise ConfigError(f"sources: {item.name}: options: unknown for adapter {spec.name}: {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(spec.options)) or 'none'})")
+        return Source(item.name, spec, secret, dict(item.options))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sources:
+        return cls(settings.sources)
+
+    def get(self, name: str) -> Source:
+        source = self._by_name.get(name)
+        if source is None:
+            raise NotFound(f"no source named {name!r} is configured")
+        return source
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)

@@ -1,0 +1,71 @@
+"""`POST /hooks/{source}`: a phone system's call event, verified, stored, answered as the vendor expects.
+
+Order matters: size limit, then verification over the raw bytes, then parsing, then storing; the
+reply goes out only after the commit, so a vendor that gets a 2xx can forget the event. Nothing
+that fails a check before the commit changes stored state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from commhub.errors import CommhubError
+from commhub.keys import CALL_DESK, REPLAY_GUARD, SETTINGS, SOURCES
+from commhub.log import get_logger
+from commhub.telephony.contract import IgnoredEvent, RawRequest, Reply
+
+log = get_logger("commhub.hooks")
+MAX_HOOK_BODY = 64 * 1024
+
+
+class BodyTooLarge(CommhubError):
+    status = 413
+    code = "body_too_large"
+
+
+async def read_limited(request: web.Request, limit: int = MAX_HOOK_BODY) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"the body may hold at most {limit} bytes")
+    chunks, size = [], 0
+    while chunk := await request.content.read(16 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body may hold at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def base_url(request: web.Request) -> str:
+    """The URL the outside world calls commhub by (`server.public_url`, else what this request used)."""
+    configured = request.app[SETTINGS].server.public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+def raw_request(request: web.Request, body: bytes) -> RawRequest:
+    return RawRequest(method=request.method, url=base_url(request) + request.path_qs, headers=request.headers,
+                      query=dict(request.query), body=body, received_at=datetime.now(UTC))
+
+
+async def receive_hook(request: web.Request) -> web.Response:
+    source = request.app[SOURCES].get(request.match_info["source"])
+    raw = raw_request(request, await read_limited(request))
+    context = source.context(base_url(request), request.app[REPLAY_GUARD])
+    source.spec.verify(raw, context)
+    try:
+        events = source.spec.parse(raw, context)
+    except IgnoredEvent as ignored:
+        log.info("hook.ignored", source=source.name, reason=ignored.reason)
+        return _response(ignored.reply or Reply(""))
+    received = await request.app[CALL_DESK].receive(source.name, source.options, events, raw.received_at)
+    reply = source.spec.reply(raw, events, context)
+    response = _response(reply)
+    response.headers["X-Commhub-Calls"] = ",".join(str(item.call_id) for item in received)
+    return response
+
+
+def _response(reply: Reply) -> web.Response:
+    body = reply.body.encode() if isinstance(reply.body, str) else reply.body
+    return web.Response(body=body, status=reply.status, content_type=reply.content_type,
+                        charset="utf-8" if reply.content_type.startswith(("text/", "application/")) else None)
