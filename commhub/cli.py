@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from commhub import __version__
-from commhub.commands import agents, contacts, db, serve
+from commhub.commands import agents, contacts, db, listen, serve
 from commhub.errors import CommhubError
 from commhub.log import configure_logging
 from commhub.settings import Settings, load_settings
@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     database = verbs.add_parser("db", help="database maintenance").add_subparsers(dest="db_verb", required=True)
     database.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(
         command=db.db_upgrade)
+
+    listening = verbs.add_parser("listen", parents=[common], help="terminal agent client: print screen-pops, "
+                                                                  "type `note <text>` to write a call note")
+    listening.add_argument("--url", help="commhub's base URL (default: [server] public_url or host:port)")
+    listening.add_argument("--token", help="agent token (default: $COMMHUB_TOKEN)")
+    listening.add_argument("--json", action="store_true", help="print each message as one JSON line")
+    listening.add_argument("--after", type=int, help="replay kept messages after this seq first")
+    listening.set_defaults(command=listen.listen)
 
     _contacts(verbs.add_parser("contacts", help="customer files").add_subparsers(dest="contacts_verb",
                                                                                   required=True), common)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 
 from aiohttp import web
 
@@ -10,7 +11,7 @@ from commhub.app import build_app
 from commhub.commands.common import open_database
 from commhub.demo.load import demo_token, load_demo
 from commhub.log import get_logger
-from commhub.settings import Settings
+from commhub.settings import Settings, SourceSettings
 
 log = get_logger("commhub.serve")
 
@@ -23,20 +24,43 @@ async def prepare_demo(settings: Settings) -> str:
     return token
 
 
+# Known to the README so its `curl` line works as printed; used only for a loopback demo without sources.
+DEMO_SOURCE_SECRET = "demo-secret"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def with_demo_source(settings: Settings) -> Settings:
+    """`serve --demo` with no `[[sources]]`: a generic source named `demo`, so a `curl` can ring a phone."""
+    if settings.sources:
+        return settings
+    secret = DEMO_SOURCE_SECRET if settings.server.host in LOOPBACK else secrets.token_urlsafe(16)
+    demo = SourceSettings(name="demo", adapter="generic", secret=secret)
+    return settings.model_copy(update={"sources": [demo]})
+
+
 def print_welcome(settings: Settings, token: str | None) -> None:
     base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
     print(f"commhub is starting on {base}/ — API {base}/api (OpenAPI: {base}/api/openapi.json), "
           f"health {base}/healthz", flush=True)
     if token:
-        print(f"demo agent 'anna' (admin), token: {token}", flush=True)
+        print(f"demo agent 'anna' (admin, extension 10), token: {token}", flush=True)
         print(f"try: curl -H 'Authorization: Bearer {token}' '{base}/api/contacts?phone=030%201234567-10'",
               flush=True)
+        print(f"listen: commhub listen --url {base} --token {token}", flush=True)
+    demo = next((source for source in settings.sources if source.name == "demo"), None)
+    if token and demo is not None and demo.secret is not None:
+        secret = demo.secret.get_secret_value()
+        print(f"ring: curl -d 'event=newCall&callId=demo-1&direction=in&from=4930123456710&to=4930555000&user=10' "
+              f"'{base}/hooks/demo?token={secret}'", flush=True)
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    token = asyncio.run(prepare_demo(settings)) if args.demo else None
+    token = None
+    if args.demo:
+        settings = with_demo_source(settings)
+        token = asyncio.run(prepare_demo(settings))
     print_welcome(settings, token)
     web.run_app(build_app(settings), host=settings.server.host, port=settings.server.port, print=None,
                 access_log=None)

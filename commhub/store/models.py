@@ -276,7 +276,7 @@ class Call(Base):
     __table_args__ = (
         UniqueConstraint("source", "provider_call_id"),
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
-        CheckConstraint("state IN ('ringing', 'answered', 'completed', 'missed', 'rejected', 'busy', 'failed')",
+        CheckConstraint("state IN ('ringing', 'answered', 'completed', 'missed', 'rejected', 'busy', 'failed', 'forwarded')",
                         name="state"),
         Index("ix_calls_state_started", "state", "started_at"),
         Index("ix_calls_started", "started_at"),

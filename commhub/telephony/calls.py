@@ -1,7 +1,7 @@
 """The call state machine, pure: (what we knew, a new event) -> what we know now, and what changed.
 
     ringing ──answer──> answered ──hangup──> completed
-       └──hangup──> missed | rejected | busy | failed   (the vendor's verdict, else "missed")
+       └──hangup──> missed | rejected | busy | failed | forwarded   (the vendor's verdict, else "missed")
 
 Phone systems deliver twice and out of order (CTI-NOTES: duplicate newCall, an answer after its
 hangup, a hangup for a call never announced). So the state is not stepped but *derived* from the
@@ -39,7 +39,7 @@ class CallFacts:
     def outcome(self) -> Outcome:
         """How the call ended. An answer seen overrides a vague verdict; a busy or rejected one stands."""
         vendor = self.vendor_outcome
-        if vendor in (Outcome.BUSY, Outcome.REJECTED, Outcome.FAILED):
+        if vendor in (Outcome.BUSY, Outcome.REJECTED, Outcome.FAILED, Outcome.FORWARDED):
             return vendor
         if vendor is Outcome.COMPLETED or self.answered_at is not None:
             return Outcome.COMPLETED

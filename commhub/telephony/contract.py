@@ -45,6 +45,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # refused by the callee or blocked
     BUSY = "busy"
     FAILED = "failed"  # network, congestion, unknown number
+    FORWARDED = "forwarded"  # diverted elsewhere; the call goes on as a new call (no callback task)
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -197,5 +197,6 @@ def call_title(call: Call, answered_by: str | None) -> str:
         who = f" with {answered_by}" if answered_by else ""
         return f"{way}{who}, {minutes}:{seconds:02d} min"
     wording = {"missed": "missed" if call.direction == "in" else "not answered", "busy": "busy",
-               "rejected": "rejected", "failed": "failed"}
+               "rejected": "rejected", "failed": "failed",
+               "forwarded": "forwarded"}
     return f"{way}, {wording.get(call.state, call.state)}"

@@ -265,7 +265,7 @@ def test_zammad_numbers_are_e164_without_plus_but_national_and_withheld_stay() -
 @pytest.mark.parametrize(("cause", "outcome"), [
     ("normalClearing", None), ("busy", Outcome.BUSY), ("cancel", Outcome.MISSED),
     ("noAnswer", Outcome.REJECTED), ("congestion", Outcome.FAILED), ("notFound", Outcome.FAILED),
-    ("forwarded", None), ("somethingNew", None),
+    ("forwarded", Outcome.FORWARDED), ("somethingNew", None),
 ])
 def test_zammad_hangup_causes(cause: str, outcome: Outcome | None) -> None:
     assert zammad(f"event=hangup&callId=1&direction=in&cause={cause}").outcome == outcome

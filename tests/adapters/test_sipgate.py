@@ -99,7 +99,7 @@ def test_the_url_token_is_always_required(query: dict[str, str]) -> None:
 @pytest.mark.parametrize(("cause", "outcome"), [
     ("normalClearing", None), ("busy", Outcome.BUSY), ("cancel", Outcome.MISSED),
     ("noAnswer", Outcome.REJECTED), ("congestion", Outcome.FAILED), ("notFound", Outcome.FAILED),
-    ("forwarded", None), ("", None),
+    ("forwarded", Outcome.FORWARDED), ("", None),
 ])
 def test_hangup_causes(cause: str, outcome: Outcome | None) -> None:
     event = parse(f"event=hangup&cause={cause}&callId=1&from=492111234567&to=4915791234567&direction=in")

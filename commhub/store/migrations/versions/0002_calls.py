@@ -48,7 +48,7 @@ def upgrade() -> None:
     sa.Column('created_at', TIME, nullable=False),
     sa.Column('updated_at', TIME, nullable=False),
     sa.CheckConstraint("direction IN ('in', 'out')", name=op.f('ck_calls_direction')),
-    sa.CheckConstraint("state IN ('ringing', 'answered', 'completed', 'missed', 'rejected', 'busy', 'failed')",
+    sa.CheckConstraint("state IN ('ringing', 'answered', 'completed', 'missed', 'rejected', 'busy', 'failed', 'forwarded')",
                        name=op.f('ck_calls_state')),
     sa.ForeignKeyConstraint(['answered_by_agent_id'], ['agents.id'],
                             name=op.f('fk_calls_answered_by_agent_id_agents'), ondelete='SET NULL'),
