@@ -33,7 +33,7 @@ CAUSES: dict[str, Outcome | None] = {
     "noAnswer": Outcome.REJECTED,  # documented as "the called party rejected the call (e.g. DND)"
     "congestion": Outcome.FAILED,
     "notFound": Outcome.FAILED,
-    "forwarded": None,  # the call goes on under a new call id
+    "forwarded": Outcome.FORWARDED,  # the call goes on under a new call id
     "voicemail": Outcome.MISSED,
     "blocked": Outcome.REJECTED,
 }

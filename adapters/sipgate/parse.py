@@ -34,7 +34,7 @@ CAUSES: dict[str, Outcome | None] = {
     "noAnswer": Outcome.REJECTED,  # sipgate: "the called party rejected the call (e.g. through a DND setting)"
     "congestion": Outcome.FAILED,
     "notFound": Outcome.FAILED,
-    "forwarded": None,  # the call goes on as a new newCall with `diversion`; see README
+    "forwarded": Outcome.FORWARDED,  # the call goes on as a new newCall with `diversion`; see README
 }
 
 
