@@ -21,6 +21,7 @@ from commhub.keys import (
     SESSIONS,
     SETTINGS,
     SOURCES,
+    WRITER,
 )
 from commhub.log import get_logger
 from commhub.settings import Settings
@@ -30,6 +31,7 @@ from commhub.push.hub import Hub
 from commhub.store import messages
 from commhub.store.migrate import upgrade
 from commhub.store.models import utcnow
+from commhub.store.writer import Writer
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
@@ -66,17 +68,19 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = session_factory(engine)
     index = caller_index(settings.database.url, engine)
     app[CALLER_ID] = CallerId(index, region=settings.phone.default_region, locate=settings.phone.locate)
+    app[WRITER] = Writer(settings.database.url, app[SESSIONS])
     log.info("database.ready", backend=engine.dialect.name)
     try:
         yield
     finally:
+        app[WRITER].close()
         index.close()
         await engine.dispose()
 
 
 async def telephony(app: web.Application) -> AsyncIterator[None]:
     """The call desk: call events in, state, history, tasks and pushes out."""
-    app[CALL_DESK] = CallDesk(app[SESSIONS], app[CALLER_ID], app[DISPATCHER], app[HUB],
+    app[CALL_DESK] = CallDesk(app[WRITER], app[CALLER_ID], app[DISPATCHER], app[HUB],
                               region=app[SETTINGS].phone.default_region)
     yield
 
@@ -88,9 +92,9 @@ async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
     async def prune_forever() -> None:
         while True:
             try:
-                async with app[SESSIONS]() as session, session.begin():
-                    removed = await messages.prune(session, older_than=utcnow() - timedelta(hours=push.backlog_hours),
-                                                   keep_per_agent=push.backlog_messages)
+                removed = await app[WRITER].run(lambda session: messages.prune(
+                    session, older_than=utcnow() - timedelta(hours=push.backlog_hours),
+                    keep_per_agent=push.backlog_messages))
                 log.info("backlog.pruned", removed=removed)
             except Exception:
                 log.exception("backlog.prune_failed")

@@ -60,8 +60,8 @@ async def _contact(session: AsyncSession, name: str) -> Contact:
 async def _history(session: AsyncSession, items: list[dict[str, Any]], agent_ids: dict[str, int]) -> None:
     for item in items:
         contact = await _contact(session, item["contact"])
-        await history.add_entry(
-            session, kind=item["kind"], title=item.get("title", ""), body=item.get("body", ""),
+        await session.run_sync(
+            history.add_entry, kind=item["kind"], title=item.get("title", ""), body=item.get("body", ""),
             data=item.get("data", {}), agent_id=agent_ids.get(item.get("agent") or ""),
             contact_ids=[contact.id], organization_ids=[contact.organization_id] if contact.organization_id else [],
             occurred_at=utcnow() - timedelta(days=item["days_ago"]))

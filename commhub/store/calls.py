@@ -1,4 +1,7 @@
-"""Calls in the database: load and save the state machine's facts, record events once, list calls."""
+"""Calls in the database: load and save the state machine's facts, record events once, list calls.
+
+Synchronous SQLAlchemy: it runs in the call desk's write transactions (`store/writer.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.errors import NotFound
 from commhub.store.models import Agent, Call, CallEventRow
@@ -16,15 +19,15 @@ from commhub.telephony.contract import CallEvent, Outcome
 MAX_PAGE = 200
 
 
-async def find_call(session: AsyncSession, source: str, provider_call_id: str) -> Call | None:
+def find_call(session: Session, source: str, provider_call_id: str) -> Call | None:
     statement = select(Call).where(Call.source == source, Call.provider_call_id == provider_call_id)
     if session.bind.dialect.name == "postgresql":
         statement = statement.with_for_update()
-    return await session.scalar(statement)
+    return session.scalar(statement)
 
 
-async def get_call(session: AsyncSession, call_id: int) -> Call:
-    call = await session.get(Call, call_id)
+def get_call(session: Session, call_id: int) -> Call:
+    call = session.get(Call, call_id)
     if call is None:
         raise NotFound(f"no call with id {call_id}")
     return call
@@ -57,8 +60,8 @@ def dedupe_key(event: CallEvent) -> str:
     return "|".join(parts)[:400]
 
 
-async def seen_event(session: AsyncSession, call: Call, key: str) -> bool:
-    found = await session.scalar(select(CallEventRow.id).where(CallEventRow.call_id == call.id,
+def seen_event(session: Session, call: Call, key: str) -> bool:
+    found = session.scalar(select(CallEventRow.id).where(CallEventRow.call_id == call.id,
                                                                CallEventRow.dedupe_key == key))
     return found is not None
 
@@ -82,7 +85,7 @@ def _event_data(event: CallEvent) -> dict[str, Any]:
     return data
 
 
-async def list_calls(session: AsyncSession, *, state: str | None = None, direction: str | None = None,
+def list_calls(session: Session, *, state: str | None = None, direction: str | None = None,
                      before: int | None = None, limit: int = 50) -> list[Call]:
     statement = select(Call)
     if state:
@@ -92,7 +95,7 @@ async def list_calls(session: AsyncSession, *, state: str | None = None, directi
     if before:
         statement = statement.where(Call.id < before)
     limit = max(1, min(limit, MAX_PAGE))
-    return list(await session.scalars(statement.order_by(Call.id.desc()).limit(limit)))
+    return list(session.scalars(statement.order_by(Call.id.desc()).limit(limit)))
 
 
 def call_json(call: Call, agents: dict[int, str] | None = None) -> dict[str, Any]:
@@ -117,7 +120,9 @@ def call_json(call: Call, agents: dict[int, str] | None = None) -> dict[str, Any
     }
 
 
-async def agent_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
-    if not ids:
+def agent_names(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {agent_id for agent_id in ids if agent_id is not None}
+    if not wanted:
         return {}
-    return {agent_id: name for agent_id, name in await session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids)))}
+    return {agent_id: name for agent_id, name in session.execute(select(Agent.id, Agent.name)
+                                                                .where(Agent.id.in_(wanted)))}

@@ -1,4 +1,8 @@
-"""The unified timeline: entries of every kind, linked to each contact and organization they concern."""
+"""The unified timeline: entries of every kind, linked to each contact and organization they concern.
+
+Writing an entry is synchronous SQLAlchemy (it runs inside the call desk's write transactions, see
+`store/writer.py`); async callers use `await session.run_sync(add_entry, …)`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest
 from commhub.store.models import Agent, Contact, HistoryEntry, HistoryLink, utcnow
@@ -14,7 +19,7 @@ from commhub.store.models import Agent, Contact, HistoryEntry, HistoryLink, utcn
 MAX_PAGE = 200
 
 
-async def add_entry(session: AsyncSession, *, kind: str, title: str = "", body: str = "",
+def add_entry(session: Session, *, kind: str, title: str = "", body: str = "",
                     data: dict[str, Any] | None = None, agent_id: int | None = None,
                     contact_ids: list[int] = (), organization_ids: list[int] = (),  # type: ignore[assignment]
                     occurred_at: datetime | None = None, call_id: int | None = None) -> HistoryEntry:
@@ -22,11 +27,11 @@ async def add_entry(session: AsyncSession, *, kind: str, title: str = "", body: 
     entry = HistoryEntry(kind=kind, title=title, body=body, data=data or {}, agent_id=agent_id,
                          occurred_at=occurred_at, call_id=call_id)
     session.add(entry)
-    await session.flush()
+    session.flush()
     links = ([{"contact_id": cid} for cid in dict.fromkeys(contact_ids)]
              + [{"organization_id": oid} for oid in dict.fromkeys(organization_ids)])
     if links:
-        await session.execute(insert(HistoryLink), [{"entry_id": entry.id, "occurred_at": occurred_at, **link}
+        session.execute(insert(HistoryLink), [{"entry_id": entry.id, "occurred_at": occurred_at, **link}
                                                     for link in links])
     return entry
 
@@ -64,15 +69,15 @@ async def timeline(session: AsyncSession, *, contact_id: int | None = None, orga
     rows = list(await session.scalars(statement.order_by(HistoryEntry.occurred_at.desc(), HistoryEntry.id.desc())
                                       .limit(limit + 1)))
     page = rows[:limit]
-    return {"items": await entries_json(session, page),
+    return {"items": await session.run_sync(entries_json, page),
             "next": encode_cursor(page[-1]) if len(rows) > limit else None}
 
 
-async def entries_json(session: AsyncSession, entries: list[HistoryEntry]) -> list[dict[str, Any]]:
+def entries_json(session: Session, entries: list[HistoryEntry]) -> list[dict[str, Any]]:
     """A page of entries with their links and agents, in two queries whatever the page size."""
     ids = [entry.id for entry in entries]
     links: dict[int, tuple[list[int], list[int]]] = {entry_id: ([], []) for entry_id in ids}
-    for entry_id, contact_id, organization_id in await session.execute(
+    for entry_id, contact_id, organization_id in session.execute(
             select(HistoryLink.entry_id, HistoryLink.contact_id, HistoryLink.organization_id)
             .where(HistoryLink.entry_id.in_(ids)).order_by(HistoryLink.id)):
         contacts, organizations = links[entry_id]
@@ -82,7 +87,7 @@ async def entries_json(session: AsyncSession, entries: list[HistoryEntry]) -> li
             organizations.append(organization_id)
     agent_ids = {entry.agent_id for entry in entries if entry.agent_id is not None}
     agents = {agent.id: {"id": agent.id, "name": agent.name}
-              for agent in await session.scalars(select(Agent).where(Agent.id.in_(agent_ids)))}
+              for agent in session.scalars(select(Agent).where(Agent.id.in_(agent_ids)))}
     return [{
         "id": entry.id, "kind": entry.kind, "occurred_at": entry.occurred_at.isoformat(),
         "title": entry.title, "body": entry.body, "data": entry.data, "call_id": entry.call_id,
@@ -91,5 +96,5 @@ async def entries_json(session: AsyncSession, entries: list[HistoryEntry]) -> li
     } for entry in entries]
 
 
-async def entry_json(session: AsyncSession, entry: HistoryEntry) -> dict[str, Any]:
-    return (await entries_json(session, [entry]))[0]
+def entry_json(session: Session, entry: HistoryEntry) -> dict[str, Any]:
+    return entries_json(session, [entry])[0]

@@ -7,46 +7,46 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.store.models import AgentMessage
 
 
-async def last_seq(session: AsyncSession, agent_id: int) -> int:
-    return await session.scalar(select(func.coalesce(func.max(AgentMessage.seq), 0))
+def last_seq(session: Session, agent_id: int) -> int:
+    return session.scalar(select(func.coalesce(func.max(AgentMessage.seq), 0))
                                 .where(AgentMessage.agent_id == agent_id)) or 0
 
 
-async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+def append(session: Session, rows: list[dict[str, Any]]) -> None:
     """rows: {agent_id, seq, type, payload, created_at}."""
     if rows:
-        await session.execute(insert(AgentMessage), rows)
+        session.execute(insert(AgentMessage), rows)
 
 
-async def since(session: AsyncSession, agent_id: int, after: int, *, not_before: datetime,
+def since(session: Session, agent_id: int, after: int, *, not_before: datetime,
                 limit: int) -> list[AgentMessage]:
-    return list(await session.scalars(
+    return list(session.scalars(
         select(AgentMessage).where(AgentMessage.agent_id == agent_id, AgentMessage.seq > after,
                                    AgentMessage.created_at >= not_before)
         .order_by(AgentMessage.seq).limit(limit)))
 
 
-async def oldest_seq(session: AsyncSession, agent_id: int, *, not_before: datetime) -> int | None:
-    return await session.scalar(select(func.min(AgentMessage.seq)).where(
+def oldest_seq(session: Session, agent_id: int, *, not_before: datetime) -> int | None:
+    return session.scalar(select(func.min(AgentMessage.seq)).where(
         AgentMessage.agent_id == agent_id, AgentMessage.created_at >= not_before))
 
 
-async def prune(session: AsyncSession, *, older_than: datetime, keep_per_agent: int) -> int:
+def prune(session: Session, *, older_than: datetime, keep_per_agent: int) -> int:
     """Forget what no resume may ask for any more: older than the window, or beyond the count.
 
     Each agent's newest message is always kept: it carries the agent's `seq` across restarts.
     """
     newest = select(func.max(AgentMessage.id)).group_by(AgentMessage.agent_id)
-    removed = (await session.execute(delete(AgentMessage).where(
+    removed = (session.execute(delete(AgentMessage).where(
         AgentMessage.created_at < older_than, AgentMessage.id.not_in(newest)))).rowcount or 0
-    tops = await session.execute(
+    tops = session.execute(
         select(AgentMessage.agent_id, func.max(AgentMessage.seq)).group_by(AgentMessage.agent_id))
     for agent_id, top in tops.all():
-        removed += (await session.execute(delete(AgentMessage).where(
+        removed += (session.execute(delete(AgentMessage).where(
             AgentMessage.agent_id == agent_id, AgentMessage.seq <= top - keep_per_agent))).rowcount or 0
     return removed

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.store.models import Call, Task
 
@@ -25,22 +25,22 @@ def _owner(call: Call) -> dict[str, int | None]:
     return {"contact_id": None, "organization_id": None, key: only["id"]}
 
 
-async def open_callback(session: AsyncSession, number: str) -> Task | None:
+def open_callback(session: Session, number: str) -> Task | None:
     statement = select(Task).where(Task.kind == "callback", Task.status == "open",
                                    Task.phone_e164 == number).order_by(Task.id).limit(1)
     if session.bind.dialect.name == "postgresql":
         statement = statement.with_for_update()
-    return await session.scalar(statement)
+    return session.scalar(statement)
 
 
-async def file_missed_call(session: AsyncSession, call: Call, now: datetime) -> tuple[Task, bool] | None:
+def file_missed_call(session: Session, call: Call, now: datetime) -> tuple[Task, bool] | None:
     """Create or extend the callback task for a missed inbound call; (task, created) or None.
 
     A withheld caller cannot be called back, and an outbound call nobody took is not a callback.
     """
     if call.direction != "in" or call.withheld or not call.customer_e164:
         return None
-    task = await open_callback(session, call.customer_e164)
+    task = open_callback(session, call.customer_e164)
     if task is not None:
         calls = [*task.data.get("call_ids", []), call.id]
         task.data = {**task.data, "call_ids": calls, "missed": len(calls), "last_missed_at": now.isoformat()}
@@ -53,16 +53,16 @@ async def file_missed_call(session: AsyncSession, call: Call, now: datetime) -> 
                 data={"call_ids": [call.id], "missed": 1, "last_missed_at": now.isoformat(),
                       "source": call.source}, **_owner(call))
     session.add(task)
-    await session.flush()
+    session.flush()
     call.task_id = task.id
     return task, True
 
 
-async def withdraw_call(session: AsyncSession, call: Call) -> Task | None:
+def withdraw_call(session: Session, call: Call) -> Task | None:
     """A call that turned out answered (its answer arrived after the hangup) leaves its task."""
     if call.task_id is None:
         return None
-    task = await session.get(Task, call.task_id)
+    task = session.get(Task, call.task_id)
     call.task_id = None
     if task is None or task.status != "open":
         return None

@@ -278,6 +278,8 @@ class AdapterSpec:
     - `reply(request, events, source)` builds the answer once the events are stored.
     - `lookup_reply(answer)` formats `GET /lookup/{source}`; JSON unless the vendor needs other.
     - `options` documents the `[[sources]].options` keys the adapter reads (name -> meaning).
+    - `token_in_hook_url`: whether `SourceContext.hook_url` carries `?token=<secret>`. Vendors that
+      sign their callbacks with the secret (Twilio's auth token) must not get it back in a URL.
     """
 
     name: str
@@ -288,6 +290,7 @@ class AdapterSpec:
     lookup_reply: Callable[[LookupAnswer], Reply] = lookup_json
     options: Mapping[str, str] = field(default_factory=dict)
     docs: str = ""  # one paragraph: how to point this phone system at commhub
+    token_in_hook_url: bool = True
 
 
 def empty_reply(request: RawRequest, events: list[CallEvent], source: SourceContext) -> Reply:

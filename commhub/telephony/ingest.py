@@ -2,32 +2,38 @@
 
 Everything an event changes is written in one transaction, together with the messages it produces;
 the webhook is answered only after that commit, and the messages reach the sockets only after it.
+The transaction is synchronous SQLAlchemy run by the `Writer` (one thread hop per event on SQLite).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from commhub.contacts.caller_id import CallerId
+from commhub.contacts.matching import CallerMatch
 from commhub.log import get_logger
 from commhub.push.dispatch import Dispatcher, Message
 from commhub.push.hub import Hub
 from commhub.store import calls as stored
 from commhub.store.history import add_entry
 from commhub.store.models import Call, HistoryEntry
+from commhub.store.writer import Writer
 from commhub.telephony import callbacks, routing
 from commhub.telephony.calls import Change, apply
 from commhub.telephony.contract import CallEvent
 from commhub.telephony.screen_pop import match_snapshot, pop_matches
 
 log = get_logger("commhub.calls")
+# Calls seen lately: their events need no caller-ID match (it is stored on the call).
+KNOWN_CALLS = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,17 +43,33 @@ class Received:
     call_id: int
     state: str
     duplicate: bool
+    pushed: int
+
+
+class _MatchNeeded(Exception):  # noqa: N818 - control flow between the transaction and the loop
+    pass
+
+
+@dataclass(frozen=True)
+class Incoming:
+    source: str
+    options: dict[str, Any]
+    event: CallEvent
+    at: datetime  # when it happened: the vendor's time, else when it arrived
+    key: str  # dedupe key
+    match: CallerMatch | None  # the caller-ID match, made before the transaction for a call not seen yet
 
 
 class CallDesk:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], caller_id: CallerId, dispatcher: Dispatcher,
-                 hub: Hub, *, region: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self._sessions = sessions
+    def __init__(self, writer: Writer, caller_id: CallerId, dispatcher: Dispatcher, hub: Hub, *, region: str,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._writer = writer
         self._caller_id = caller_id
         self._dispatcher = dispatcher
         self._hub = hub
         self._region = region
         self._now = now
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def receive(self, source: str, options: dict[str, Any], events: list[CallEvent],
                       received_at: datetime) -> list[Received]:
@@ -55,139 +77,173 @@ class CallDesk:
 
     async def _one(self, source: str, options: dict[str, Any], event: CallEvent,
                    received_at: datetime) -> Received:
-        for attempt in (1, 2):
+        customer = event.caller if event.direction == "in" else event.callee
+        match = None
+        if (source, event.call_id) not in self._known:
+            # Matching reads the caller-ID index outside the write transaction: the answer is the
+            # same either way, and the one writer stays free for writing.
+            match = await self._caller_id.match(customer)
+        incoming = Incoming(source, options, event, event.occurred_at or received_at, stored.dedupe_key(event),
+                            match)
+        for attempt in range(1, 4):
             try:
-                async with self._dispatcher.lock:
-                    received, staged = await self._store(source, options, event, received_at)
-                    self._hub.deliver(staged)
-                return received
+                received, staged = await self._writer.run(lambda session: self._store(session, incoming),
+                                                          on_error=self._dispatcher.forget)
+                break
+            except _MatchNeeded:
+                incoming = replace(incoming, match=await self._caller_id.match(customer))
             except IntegrityError:
                 # Another node stored the same call or event between our read and our write: read again.
-                self._dispatcher.forget()
-                if attempt == 2:
+                if attempt == 3:
                     raise
-            except BaseException:
-                self._dispatcher.forget()
-                raise
-        raise AssertionError("unreachable")
+        else:
+            raise RuntimeError(f"call event for {event.call_id!r} could not be stored")
+        self._hub.deliver(staged)
+        self._remember(source, event.call_id)
+        log.info("call.event", source=source, call_id=received.call_id, phase=event.phase.value,
+                 state=received.state, duplicate=received.duplicate, pushed=received.pushed)
+        return received
 
-    async def _store(self, source: str, options: dict[str, Any], event: CallEvent,
-                     received_at: datetime) -> tuple[Received, list[Message]]:
-        at = event.occurred_at or received_at
-        key = stored.dedupe_key(event)
-        async with self._sessions() as session, session.begin():
-            call = await stored.find_call(session, source, event.call_id)
-            if call is not None and await stored.seen_event(session, call, key):
-                return Received(call.id, call.state, duplicate=True), []
-            before = stored.facts_of(call) if call is not None else None
-            change = apply(before, event, at)
-            pop: dict[str, Any] = {}
-            if call is None:
-                call, pop = await self._open_call(session, source, options, event, change)
-            stored.store_facts(call, change.after)
-            await self._learn(session, call, event)
-            session.add(stored.event_row(call, event, key, at))
-            staged = await self._consequences(session, call, change, pop)
-        log.info("call.event", source=source, call_id=call.id, phase=event.phase.value, state=call.state,
-                 agents=len(call.agent_ids), pushed=len(staged))
-        return Received(call.id, call.state, duplicate=False), staged
+    def _remember(self, source: str, call_id: str) -> None:
+        self._known[(source, call_id)] = None
+        self._known.move_to_end((source, call_id))
+        if len(self._known) > KNOWN_CALLS:
+            self._known.popitem(last=False)
 
-    async def _open_call(self, session: AsyncSession, source: str, options: dict[str, Any], event: CallEvent,
-                         change: Change) -> tuple[Call, dict[str, Any]]:
+    # --- inside the write transaction (synchronous) ---------------------------------------------
+
+    def _store(self, session: Session, incoming: Incoming) -> tuple[Received, list[Message]]:
+        event = incoming.event
+        call = stored.find_call(session, incoming.source, event.call_id)
+        if call is not None and stored.seen_event(session, call, incoming.key):
+            return Received(call.id, call.state, duplicate=True, pushed=0), []
+        if call is None and incoming.match is None:
+            raise _MatchNeeded  # remembered as known, but not stored here (erased, or another node's)
+        before = stored.facts_of(call) if call is not None else None
+        change = apply(before, event, incoming.at)
+        pop: dict[str, Any] = {}
+        newly_rung: list[int] = []
+        if call is None:
+            assert incoming.match is not None
+            call, pop = self._open_call(session, incoming, change, incoming.match)
+        else:
+            newly_rung = self._learn(session, call, event)
+        stored.store_facts(call, change.after)
+        session.add(stored.event_row(call, event, incoming.key, incoming.at))
+        staged = self._consequences(session, call, change, pop, newly_rung)
+        return Received(call.id, call.state, duplicate=False, pushed=len(staged)), staged
+
+    def _open_call(self, session: Session, incoming: Incoming, change: Change,
+                   match: CallerMatch) -> tuple[Call, dict[str, Any]]:
         """A call seen for the first time: whose number it is, and whom it rings."""
-        customer = event.caller if event.direction == "in" else event.callee
-        match = await self._caller_id.match(customer)
-        agent_side = [event.callee] if event.direction == "in" else [event.caller]
-        keys = routing.routing_keys([*event.targets, *agent_side, event.answered_by], self._region)
-        agent_ids, fallback = await routing.route(session, keys, options)
+        event = incoming.event
+        agent_side = event.callee if event.direction == "in" else event.caller
+        keys = routing.routing_keys([*event.targets, agent_side, event.answered_by], self._region)
+        agent_ids, fallback = routing.route(session, keys, incoming.options)
         caller = match.number if event.direction == "in" else None
-        call = Call(source=source, provider_call_id=event.call_id, direction=event.direction,
+        call = Call(source=incoming.source, provider_call_id=event.call_id, direction=event.direction,
                     state=change.after.state, started_at=change.after.started_at,
                     caller_raw=event.caller, callee_raw=event.callee,
                     caller_e164=caller.e164 if caller else None, withheld=bool(caller and caller.withheld),
                     customer_e164=match.number.e164, caller_name=event.caller_name,
                     targets=list(event.targets), agent_ids=agent_ids, matches=match_snapshot(match),
                     related_call_id=event.related_call_id)
+        if event.answered_by:
+            call.answered_by_agent_id = self._agent_for(session, event.answered_by)
         session.add(call)
-        await session.flush()
+        session.flush()
         pop = {"caller": match.to_json()["number"], "ambiguous": match.ambiguous, "explanation": match.explain(),
                "routed": "fallback" if fallback else "direct"}
         return call, pop
 
-    async def _learn(self, session: AsyncSession, call: Call, event: CallEvent) -> None:
-        """Later events may name who answered, or more targets: the agents concerned grow with them."""
+    def _agent_for(self, session: Session, key: str) -> int | None:
+        found = routing.agents_for_keys(session, routing.routing_keys([key], self._region))
+        return found[0] if found else None
+
+    def _learn(self, session: Session, call: Call, event: CallEvent) -> list[int]:
+        """Later events name who answered, or more phones that ring (ring groups, forked legs).
+        Returns the agents the call now rings for the first time: they get their pop too."""
         call.caller_name = call.caller_name or event.caller_name
         call.related_call_id = call.related_call_id or event.related_call_id
+        newly_rung: list[int] = []
         new_targets = [t for t in event.targets if t not in call.targets]
         if new_targets:
             call.targets = [*call.targets, *new_targets]
-        if event.answered_by and call.answered_by == event.answered_by and call.answered_by_agent_id is None:
-            keys = routing.routing_keys([event.answered_by], self._region)
-            found = await routing.agents_for_keys(session, keys)
-            if found:
-                call.answered_by_agent_id = found[0]
-                if found[0] not in call.agent_ids:
-                    call.agent_ids = [*call.agent_ids, found[0]]
+            keys = routing.routing_keys(new_targets, self._region)
+            newly_rung = [a for a in routing.agents_for_keys(session, keys) if a not in call.agent_ids]
+        if event.answered_by and call.answered_by_agent_id is None:
+            agent_id = self._agent_for(session, event.answered_by)
+            if agent_id is not None:
+                call.answered_by_agent_id = agent_id
+                if agent_id not in call.agent_ids and agent_id not in newly_rung:
+                    newly_rung.append(agent_id)
+        if newly_rung:
+            call.agent_ids = [*call.agent_ids, *newly_rung]
+        return newly_rung
 
-    async def _consequences(self, session: AsyncSession, call: Call, change: Change,
-                            pop: dict[str, Any]) -> list[Message]:
+    def _consequences(self, session: Session, call: Call, change: Change, pop: dict[str, Any],
+                      newly_rung: list[int]) -> list[Message]:
         stage = self._dispatcher.stage
         staged: list[Message] = []
-        names = await stored.agent_names(session, {call.answered_by_agent_id} - {None})  # type: ignore[arg-type]
-        if change.created and call.ended_at is None:
-            payload = {"call": stored.call_json(call, names), **pop,
-                       "matches": await pop_matches(session, call.matches)}
-            staged += await stage(session, call.agent_ids, "call.ringing", payload)
+        names = stored.agent_names(session, {call.answered_by_agent_id})
+        ringing_for = list(call.agent_ids) if change.created else newly_rung
+        if ringing_for and call.ended_at is None and (change.created or call.state == "ringing"):
+            payload = {"call": stored.call_json(call, names), **(pop or self._pop_again(call)),
+                       "matches": pop_matches(session, call.matches)}
+            staged += stage(session, ringing_for, "call.ringing", payload)
         if change.answered_now:
             by = {"agent_id": call.answered_by_agent_id, "key": call.answered_by,
                   "name": names.get(call.answered_by_agent_id or 0)}
-            staged += await stage(session, call.agent_ids, "call.answered",
-                                  {"call": stored.call_json(call, names), "by": by})
+            staged += stage(session, call.agent_ids, "call.answered", {"call": stored.call_json(call, names), "by": by})
         if change.ended_now or change.verdict_changed:
-            staged += await self._ended(session, call, change, names)
+            staged += self._ended(session, call, change, names)
         return staged
 
-    async def _ended(self, session: AsyncSession, call: Call, change: Change, names: dict[int, str]
-                     ) -> list[Message]:
+    @staticmethod
+    def _pop_again(call: Call) -> dict[str, Any]:
+        """Pop facts for an agent a ringing call reaches later, from what the call stored."""
+        return {"caller": {"raw": call.caller_raw, "e164": call.customer_e164, "withheld": call.withheld},
+                "ambiguous": len(call.matches) > 1, "explanation": "", "routed": "direct"}
+
+    def _ended(self, session: Session, call: Call, change: Change, names: dict[int, str]) -> list[Message]:
         stage = self._dispatcher.stage
         staged: list[Message] = []
-        entry = await self._file_call(session, call, names)
+        entry = self._file_call(session, call, names)
         if call.state == "missed":
-            filed = await callbacks.file_missed_call(session, call, self._now())
+            filed = callbacks.file_missed_call(session, call, self._now())
             if filed is not None:
                 task, created = filed
-                staged += await stage(session, self._task_audience(call, task.assignee_agent_id),
-                                      "task.created" if created else "task.updated",
-                                      {"task": callbacks.task_json(task)})
+                staged += stage(session, self._task_audience(call, task.assignee_agent_id),
+                                "task.created" if created else "task.updated", {"task": callbacks.task_json(task)})
         elif change.verdict_changed:
-            task = await callbacks.withdraw_call(session, call)
+            task = callbacks.withdraw_call(session, call)
             if task is not None:
-                staged += await stage(session, self._task_audience(call, task.assignee_agent_id), "task.updated",
-                                      {"task": callbacks.task_json(task)})
-        staged += await stage(session, call.agent_ids, "call.ended",
-                              {"call": stored.call_json(call, names), "history_entry_id": entry.id,
-                               "corrected": change.verdict_changed})
+                staged += stage(session, self._task_audience(call, task.assignee_agent_id), "task.updated",
+                                {"task": callbacks.task_json(task)})
+        staged += stage(session, call.agent_ids, "call.ended",
+                        {"call": stored.call_json(call, names), "history_entry_id": entry.id,
+                         "corrected": change.verdict_changed})
         return staged
 
     @staticmethod
     def _task_audience(call: Call, assignee: int | None) -> list[int]:
         return [assignee] if assignee is not None else list(call.agent_ids)
 
-    async def _file_call(self, session: AsyncSession, call: Call, names: dict[int, str]) -> HistoryEntry:
+    def _file_call(self, session: Session, call: Call, names: dict[int, str]) -> HistoryEntry:
         """The call on the timeline of every matched file; a corrected verdict updates the same entry."""
         title = call_title(call, names.get(call.answered_by_agent_id or 0))
         data = {"direction": call.direction, "state": call.state, "duration": call.duration,
                 "number": call.customer_e164, "withheld": call.withheld, "source": call.source}
-        existing = await session.scalar(select(HistoryEntry).where(HistoryEntry.call_id == call.id,
-                                                                   HistoryEntry.kind == "call"))
+        existing = session.scalar(select(HistoryEntry).where(HistoryEntry.call_id == call.id,
+                                                             HistoryEntry.kind == "call"))
         if existing is not None:
             existing.title, existing.data = title, data
             return existing
         contacts = [m["id"] for m in call.matches if m["kind"] == "contact"]
         organizations = [m["id"] for m in call.matches if m["kind"] == "organization"]
-        return await add_entry(session, kind="call", title=title, data=data, agent_id=call.answered_by_agent_id,
-                               contact_ids=contacts, organization_ids=organizations,
-                               occurred_at=call.started_at, call_id=call.id)
+        return add_entry(session, kind="call", title=title, data=data, agent_id=call.answered_by_agent_id,
+                         contact_ids=contacts, organization_ids=organizations, occurred_at=call.started_at,
+                         call_id=call.id)
 
 
 def call_title(call: Call, answered_by: str | None) -> str:
@@ -197,6 +253,6 @@ def call_title(call: Call, answered_by: str | None) -> str:
         who = f" with {answered_by}" if answered_by else ""
         return f"{way}{who}, {minutes}:{seconds:02d} min"
     wording = {"missed": "missed" if call.direction == "in" else "not answered", "busy": "busy",
-               "rejected": "rejected", "failed": "failed",
-               "forwarded": "forwarded"}
+               "rejected": "rejected", "failed": "failed", "forwarded": "forwarded"}
     return f"{way}, {wording.get(call.state, call.state)}"
+

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from commhub.errors import ValidationFailed
+from commhub.errors import NotFound, ValidationFailed
 from commhub.push.dispatch import Dispatcher, Message
 from commhub.store import calls as stored
-from commhub.store import files
 from commhub.store.history import add_entry, entry_json
-from commhub.store.models import Agent
+from commhub.store.models import Contact
 
 MAX_NOTE = 20_000
 
@@ -24,30 +23,31 @@ def clean_text(text: object) -> str:
     return text.strip()
 
 
-async def note_on_call(session: AsyncSession, dispatcher: Dispatcher, call_id: int, agent: Agent,
-                       text: object) -> tuple[dict[str, Any], list[Message]]:
+def note_on_call(session: Session, dispatcher: Dispatcher, call_id: int, agent_id: int,
+                 text: object) -> tuple[dict[str, Any], list[Message]]:
     body = clean_text(text)
-    call = await stored.get_call(session, call_id)
+    call = stored.get_call(session, call_id)
     contacts = [m["id"] for m in call.matches if m["kind"] == "contact"]
     organizations = [m["id"] for m in call.matches if m["kind"] == "organization"]
-    entry = await add_entry(session, kind="note", title=_title(body), body=body, agent_id=agent.id,
-                            contact_ids=contacts, organization_ids=organizations, call_id=call.id,
-                            data={"call": {"id": call.id, "direction": call.direction,
-                                           "number": call.customer_e164}})
-    saved = await entry_json(session, entry)
-    staged = await dispatcher.stage(session, [*call.agent_ids, agent.id], "history.added", {"entry": saved})
+    entry = add_entry(session, kind="note", title=_title(body), body=body, agent_id=agent_id,
+                      contact_ids=contacts, organization_ids=organizations, call_id=call.id,
+                      data={"call": {"id": call.id, "direction": call.direction, "number": call.customer_e164}})
+    saved = entry_json(session, entry)
+    staged = dispatcher.stage(session, [*call.agent_ids, agent_id], "history.added", {"entry": saved})
     return saved, staged
 
 
-async def note_on_contact(session: AsyncSession, dispatcher: Dispatcher, contact_id: int, agent: Agent,
-                          text: object) -> tuple[dict[str, Any], list[Message]]:
+def note_on_contact(session: Session, dispatcher: Dispatcher, contact_id: int, agent_id: int,
+                    text: object) -> tuple[dict[str, Any], list[Message]]:
     body = clean_text(text)
-    contact = await files.get_contact(session, contact_id)
-    entry = await add_entry(session, kind="note", title=_title(body), body=body, agent_id=agent.id,
-                            contact_ids=[contact_id],
-                            organization_ids=[contact.organization_id] if contact.organization_id else [])
-    saved = await entry_json(session, entry)
-    staged = await dispatcher.stage(session, [agent.id], "history.added", {"entry": saved})
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    entry = add_entry(session, kind="note", title=_title(body), body=body, agent_id=agent_id,
+                      contact_ids=[contact_id],
+                      organization_ids=[contact.organization_id] if contact.organization_id else [])
+    saved = entry_json(session, entry)
+    staged = dispatcher.stage(session, [agent_id], "history.added", {"entry": saved})
     return saved, staged
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.contacts.phone import normalise
 from commhub.store.models import Agent, AgentExtension
@@ -31,26 +31,26 @@ def routing_keys(values: Iterable[str | None], region: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-async def agents_for_keys(session: AsyncSession, keys: list[str]) -> list[int]:
+def agents_for_keys(session: Session, keys: list[str]) -> list[int]:
     if not keys:
         return []
-    rows = await session.scalars(
+    rows = session.scalars(
         select(AgentExtension.agent_id).join(Agent, Agent.id == AgentExtension.agent_id)
         .where(AgentExtension.extension.in_(keys), Agent.active.is_(True)))
     return sorted(set(rows))
 
 
-async def fallback_agents(session: AsyncSession, options: Mapping[str, Any]) -> list[int]:
+def fallback_agents(session: Session, options: Mapping[str, Any]) -> list[int]:
     names = options.get("fallback_agents")
     statement = select(Agent.id).where(Agent.active.is_(True))
     if names:
         statement = statement.where(Agent.name.in_(list(names)))
-    return sorted(await session.scalars(statement))
+    return sorted(session.scalars(statement))
 
 
-async def route(session: AsyncSession, keys: list[str], options: Mapping[str, Any]) -> tuple[list[int], bool]:
+def route(session: Session, keys: list[str], options: Mapping[str, Any]) -> tuple[list[int], bool]:
     """(agent ids, whether the fallback was used)."""
-    agents = await agents_for_keys(session, keys)
+    agents = agents_for_keys(session, keys)
     if agents:
         return agents, False
-    return await fallback_agents(session, options), True
+    return fallback_agents(session, options), True

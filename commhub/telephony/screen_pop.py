@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.contacts.matching import CallerMatch
 from commhub.store.models import HistoryEntry, HistoryLink, Task
@@ -25,45 +25,41 @@ def match_snapshot(match: CallerMatch) -> list[dict[str, Any]]:
             for c in match.candidates]
 
 
-async def pop_matches(session: AsyncSession, snapshot: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def pop_matches(session: Session, snapshot: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The stored candidates, the first few with their open tasks and recent history."""
     detailed = snapshot[:DETAILED_MATCHES]
-    tasks = await _open_tasks(session, detailed)
+    tasks = _open_tasks(session, detailed)
     out = []
     for candidate in detailed:
         owner = (candidate["kind"], candidate["id"])
         found = tasks.get(owner, [])
         out.append({**candidate, "open_tasks": len(found), "tasks": found[:SHOWN_TASKS],
-                    "recent": await _recent(session, *owner)})
+                    "recent": _recent(session, *owner)})
     return out + snapshot[DETAILED_MATCHES:]
 
 
-async def _open_tasks(session: AsyncSession, candidates: list[dict[str, Any]]
-                      ) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def _open_tasks(session: Session, candidates: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
     contacts = [c["id"] for c in candidates if c["kind"] == "contact"]
     organizations = [c["id"] for c in candidates if c["kind"] == "organization"]
-    if not contacts and not organizations:
+    owners = ([Task.contact_id.in_(contacts)] if contacts else []) + (
+        [Task.organization_id.in_(organizations)] if organizations else [])
+    if not owners:
         return {}
-    rows = await session.scalars(
-        select(Task).where(Task.status == "open",
-                           or_(Task.contact_id.in_(contacts), Task.organization_id.in_(organizations)))
+    rows = session.execute(
+        select(Task.id, Task.kind, Task.title, Task.due_at, Task.contact_id, Task.organization_id)
+        .where(Task.status == "open", or_(*owners))
         .order_by(func.coalesce(Task.due_at, Task.created_at), Task.id))
     found: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for task in rows:
-        owner = ("contact", task.contact_id) if task.contact_id in contacts else ("organization",
-                                                                                 task.organization_id)
-        found.setdefault(owner, []).append(task_summary(task))  # type: ignore[arg-type]
+    for task_id, kind, title, due_at, contact_id, organization_id in rows:
+        owner = ("contact", contact_id) if contact_id in contacts else ("organization", organization_id)
+        found.setdefault(owner, []).append({"id": task_id, "kind": kind, "title": title,
+                                            "due_at": due_at.isoformat() if due_at else None})
     return found
 
 
-def task_summary(task: Task) -> dict[str, Any]:
-    return {"id": task.id, "kind": task.kind, "title": task.title,
-            "due_at": task.due_at.isoformat() if task.due_at else None}
-
-
-async def _recent(session: AsyncSession, kind: str, file_id: int) -> list[dict[str, Any]]:
+def _recent(session: Session, kind: str, file_id: int) -> list[dict[str, Any]]:
     column = HistoryLink.contact_id if kind == "contact" else HistoryLink.organization_id
-    rows = await session.execute(
+    rows = session.execute(
         select(HistoryEntry.id, HistoryEntry.kind, HistoryEntry.occurred_at, HistoryEntry.title)
         .join(HistoryLink, HistoryLink.entry_id == HistoryEntry.id)
         .where(column == file_id)

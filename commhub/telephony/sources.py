@@ -12,6 +12,13 @@ from commhub.telephony.contract import AdapterSpec, ReplayGuard, SourceContext
 from commhub.telephony.registry import load_adapter
 
 
+# Options every source understands, whatever its adapter.
+CORE_OPTIONS = {
+    "fallback_agents": "agent names that get the calls whose targets map to no agent (default: every active agent)",
+    "language": "language of the caller-name lookup's fixed words, de or en (default de)",
+}
+
+
 @dataclass(frozen=True)
 class Source:
     name: str
@@ -20,7 +27,9 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
 
     def context(self, base_url: str, replay: ReplayGuard) -> SourceContext:
-        hook_url = f"{base_url}/hooks/{quote(self.name)}?token={quote(self.secret, safe='')}"
+        hook_url = f"{base_url}/hooks/{quote(self.name)}"
+        if self.spec.token_in_hook_url:
+            hook_url += f"?token={quote(self.secret, safe='')}"
         return SourceContext(name=self.name, secret=self.secret, options=self.options, hook_url=hook_url,
                              replay=replay)
 
@@ -36,10 +45,14 @@ class Sources:
         if len(secret) < 8:
             raise ConfigError(f"sources: {item.name}: secret: set a secret of at least 8 characters; "
                               "commhub accepts no unverified call events")
-        unknown = sorted(set(item.options) - set(spec.options))
+        known = {**CORE_OPTIONS, **spec.options}
+        unknown = sorted(set(item.options) - set(known))
         if unknown:
             raise ConfigError(f"sources: {item.name}: options: unknown for adapter {spec.name}: {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(spec.options)) or 'none'})")
+                              f"(known: {', '.join(sorted(known))})")
+        fallback = item.options.get("fallback_agents", [])
+        if not isinstance(fallback, list) or not all(isinstance(name, str) for name in fallback):
+            raise ConfigError(f"sources: {item.name}: options.fallback_agents: a list of agent names")
         return Source(item.name, spec, secret, dict(item.options))
 
     @classmethod

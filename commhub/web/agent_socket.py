@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest, CommhubError, Forbidden, Unauthorized
-from commhub.keys import DISPATCHER, HUB, SESSIONS, SETTINGS
+from commhub.keys import DISPATCHER, HUB, SESSIONS, SETTINGS, WRITER
 from commhub.log import get_logger
 from commhub.push.dispatch import Dispatcher, Message, encode, write_and_push
 from commhub.push.hub import AgentSession
@@ -113,7 +113,7 @@ async def _reply(request: web.Request, agent: Agent, type_: str, payload: dict[s
     seq = dispatcher.current_seq(agent.id)
     if seq is None:
         async with request.app[SESSIONS]() as session:
-            seq = await dispatcher.known_seq(session, agent.id)
+            seq = await session.run_sync(messages.last_seq, agent.id)
     return encode(type_, seq, datetime.now(UTC), payload)
 
 
@@ -151,8 +151,9 @@ async def _resume(request: web.Request, session: AgentSession, agent: Agent, aft
     push = request.app[SETTINGS].push
     not_before = datetime.now(UTC) - timedelta(hours=push.backlog_hours)
     async with request.app[SESSIONS]() as db:
-        kept = await messages.since(db, agent.id, after, not_before=not_before, limit=push.backlog_messages + 1)
-        oldest = await messages.oldest_seq(db, agent.id, not_before=not_before)
+        kept = await db.run_sync(messages.since, agent.id, after, not_before=not_before,
+                                 limit=push.backlog_messages + 1)
+        oldest = await db.run_sync(messages.oldest_seq, agent.id, not_before=not_before)
     complete = len(kept) <= push.backlog_messages and (oldest is None or oldest <= after + 1 or not kept
                                                        or kept[0].seq == after + 1)
     kept = kept[-push.backlog_messages:] if len(kept) > push.backlog_messages else kept
@@ -168,11 +169,11 @@ async def _note(request: web.Request, session: AgentSession, agent: Agent, messa
         raise _bad("a note needs `call_id` or `contact_id` (an integer)", "call_id")
     text = message.get("text")
 
-    async def write(db: AsyncSession, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
+    def write(db: Session, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
         if isinstance(call_id, int):
-            return await notes.note_on_call(db, dispatcher, call_id, agent, text)
-        return await notes.note_on_contact(db, dispatcher, contact_id, agent, text)
+            return notes.note_on_call(db, dispatcher, call_id, agent.id, text)
+        return notes.note_on_contact(db, dispatcher, contact_id, agent.id, text)
 
     app = request.app
-    entry = await write_and_push(app[SESSIONS], app[DISPATCHER], app[HUB].deliver, write)
+    entry = await write_and_push(app[WRITER], app[DISPATCHER], app[HUB].deliver, write)
     await session.send_now(await _reply(request, agent, "note.saved", {"ref": message.get("ref"), "entry": entry}))

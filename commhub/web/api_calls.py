@@ -7,10 +7,10 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest, NotFound
-from commhub.keys import DISPATCHER, HUB, SESSIONS
+from commhub.keys import DISPATCHER, HUB, SESSIONS, WRITER
 from commhub.push.dispatch import Dispatcher, Message, T, Work, write_and_push
 from commhub.store import calls as stored
 from commhub.store.models import Task, utcnow
@@ -30,31 +30,40 @@ async def list_calls(request: web.Request) -> web.Response:
         raise BadRequest("direction must be in or out", details={"field": "direction"})
     limit = int_param(request, "limit", 50, high=stored.MAX_PAGE)
     before = int_param(request, "before", 0, low=0, high=2**31 - 1) or None
+
+    def read(session: Session) -> tuple[list[dict[str, Any]], int | None]:
+        found = stored.list_calls(session, state=state, direction=direction, before=before, limit=limit)
+        names = stored.agent_names(session, {c.answered_by_agent_id for c in found})
+        return [stored.call_json(call, names) for call in found], found[-1].id if len(found) == limit else None
+
     async with request.app[SESSIONS]() as session:
-        found = await stored.list_calls(session, state=state, direction=direction, before=before, limit=limit)
-        names = await stored.agent_names(session, {c.answered_by_agent_id for c in found} - {None})  # type: ignore[arg-type]
-    items = [stored.call_json(call, names) for call in found]
-    return web.json_response({"items": items, "next": found[-1].id if len(found) == limit else None})
+        items, after = await session.run_sync(read)
+    return web.json_response({"items": items, "next": after})
 
 
 async def get_call(request: web.Request) -> web.Response:
+    call_id = path_id(request)
+
+    def read(session: Session) -> dict[str, Any]:
+        call = stored.get_call(session, call_id)
+        return stored.call_json(call, stored.agent_names(session, {call.answered_by_agent_id}))
+
     async with request.app[SESSIONS]() as session:
-        call = await stored.get_call(session, path_id(request))
-        names = await stored.agent_names(session, {call.answered_by_agent_id} - {None})  # type: ignore[arg-type]
-    return web.json_response(stored.call_json(call, names))
+        return web.json_response(await session.run_sync(read))
 
 
 async def add_call_note(request: web.Request) -> web.Response:
     call_id = path_id(request)
     body = await read_json(request, NoteIn)
+    agent_id = current_agent(request).id
     entry = await _with_dispatch(request, lambda db, dispatcher: notes.note_on_call(
-        db, dispatcher, call_id, current_agent(request), body.text))
+        db, dispatcher, call_id, agent_id, body.text))
     return web.json_response(entry, status=201)
 
 
 async def _with_dispatch(request: web.Request, work: Work[T]) -> T:
     app = request.app
-    return await write_and_push(app[SESSIONS], app[DISPATCHER], app[HUB].deliver, work)
+    return await write_and_push(app[WRITER], app[DISPATCHER], app[HUB].deliver, work)
 
 
 class TaskPatch(BaseModel):
@@ -78,14 +87,16 @@ async def patch_task(request: web.Request) -> web.Response:
     task_id = path_id(request)
     body = await read_json(request, TaskPatch)
 
-    async def change(db: AsyncSession, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
-        task = await db.get(Task, task_id)
+    me = current_agent(request).id
+
+    def change(db: Session, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
+        task = db.get(Task, task_id)
         if task is None:
             raise NotFound(f"no task with id {task_id}")
         task.status = body.status
         task.done_at = utcnow() if body.status == "done" else None
-        await db.flush()
-        audience = [task.assignee_agent_id] if task.assignee_agent_id else [current_agent(request).id]
-        return task_json(task), await dispatcher.stage(db, audience, "task.updated", {"task": task_json(task)})
+        db.flush()
+        audience = [task.assignee_agent_id] if task.assignee_agent_id else [me]
+        return task_json(task), dispatcher.stage(db, audience, "task.updated", {"task": task_json(task)})
 
     return web.json_response(await _with_dispatch(request, change))

@@ -145,9 +145,10 @@ async def add_contact_note(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session, session.begin():
         contact = await files.get_contact(session, contact_id)
         organization_ids = [contact.organization_id] if contact.organization_id else []
-        entry = await history.add_entry(session, kind="note", body=body.text, agent_id=current_agent(request).id,
-                                        contact_ids=[contact_id], organization_ids=organization_ids)
-        payload = await history.entry_json(session, entry)
+        entry = await session.run_sync(history.add_entry, kind="note", body=body.text,
+                                       agent_id=current_agent(request).id, contact_ids=[contact_id],
+                                       organization_ids=organization_ids)
+        payload = await session.run_sync(history.entry_json, entry)
     return web.json_response(payload, status=201)
 
 
@@ -192,7 +193,7 @@ async def add_organization_note(request: web.Request) -> web.Response:
     body = await read_json(request, NoteIn)
     async with request.app[SESSIONS]() as session, session.begin():
         await files.get_organization(session, organization_id)
-        entry = await history.add_entry(session, kind="note", body=body.text, agent_id=current_agent(request).id,
-                                        organization_ids=[organization_id])
-        payload = await history.entry_json(session, entry)
+        entry = await session.run_sync(history.add_entry, kind="note", body=body.text,
+                                       agent_id=current_agent(request).id, organization_ids=[organization_id])
+        payload = await session.run_sync(history.entry_json, entry)
     return web.json_response(payload, status=201)

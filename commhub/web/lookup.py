@@ -30,6 +30,10 @@ async def lookup(request: web.Request) -> web.Response:
         raise BadRequest("give the caller's number: ?number=…", details={"field": "number"})
     if len(number) > 200:
         raise BadRequest("number: at most 200 characters", details={"field": "number"})
+    if number.startswith(" ") and number.strip().replace(" ", "").isdigit():
+        # An unencoded "+" in a query string arrives as a space (FreeSWITCH's mod_cidlookup sends
+        # `${caller_id_number}` as it is): "+49 30…" reads " 49 30…".
+        number = "+" + number.lstrip()
     match = await request.app[CALLER_ID].match(number)
     async with request.app[SESSIONS]() as session:
         matches = await _lookup_matches(session, match.candidates, base_url(request))

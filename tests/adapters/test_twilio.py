@@ -143,7 +143,7 @@ class TestCallers:
         assert event.targets == ("alice",)
         assert event.callee == "sip:alice@commhub.sip.twilio.com;transport=tls"
 
-    def test_dial_to_a_client_routes_to_the_identity(self) -> None:
+    def test_a_dial_child_leg_is_an_outbound_call_of_its_own(self) -> None:
         pairs = voice_fields(Direction="outbound-dial", To="client:bob", CallStatus="in-progress",
                              From="+4930123456700", ParentCallSid="CA0000000000000000000000000000beef")
         [event] = SPEC.parse(fields_request(pairs), source_context("twilio"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,16 +25,19 @@ class Phone:
     http: aiohttp.ClientSession
     source: str = "pbx"
     secret: str = SECRET
-    last_stamp: int = 0
+    signed_bodies: set[tuple[int, bytes]] = field(default_factory=set)
 
     async def post(self, event: dict[str, Any], *, signed: bool = True,
                    headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
         body = json.dumps(event).encode()
         sent_headers = {"Content-Type": "application/json", **(headers or {})}
         if signed:
-            # A PBX signs every delivery anew, a retry included: one second apart at least here, because
-            # the same signature twice is refused as a replay.
-            stamp = self.last_stamp = max(int(time.time()), self.last_stamp + 1)
+            # A PBX signs every delivery anew, a retry included; the same body signed in the same second
+            # gives the same signature, which is refused as a replay, so a resend here is signed later.
+            stamp = int(time.time())
+            while (stamp, body) in self.signed_bodies:
+                stamp += 1
+            self.signed_bodies.add((stamp, body))
             sent_headers.update({"X-Commhub-Timestamp": str(stamp),
                                  "X-Commhub-Signature": sign(self.secret, stamp, body)})
         async with self.http.post(f"{self.base}/hooks/{self.source}", data=body, headers=sent_headers) as response:

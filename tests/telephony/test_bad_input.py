@@ -101,3 +101,10 @@ async def test_lookup_gives_the_display_name(office: Office) -> None:
         assert response.status == 401
     async with office.http.get(office.base + "/lookup/pbx", params={"token": "pbx-secret-for-tests"}) as response:
         assert response.status == 400 and (await response.json())["error"]["details"] == {"field": "number"}
+
+
+async def test_lookup_reads_a_plus_sent_unencoded_as_a_space(office: Office) -> None:
+    # mod_cidlookup puts ${caller_id_number} into the URL as it is: "+4930…" arrives as " 4930…".
+    async with office.http.get(office.base + "/lookup/pbx?number=+4930123456710&token=pbx-secret-for-tests"
+                               ) as response:
+        assert (await response.json())["name"] == "Jürgen Müller (Müller Haustechnik GmbH)"
