@@ -206,3 +206,15 @@ async def test_pops_keep_coming_under_concurrent_calls(office: Office) -> None:
     seqs = [pop["seq"] for pop in pops]
     assert seqs == sorted(seqs) and len(set(seqs)) == 20
     assert {pop["call"]["provider_call_id"] for pop in pops} == {f"p-{i}" for i in range(20)}
+
+
+async def test_a_ring_group_that_widens_pops_up_on_the_newly_rung_agent_only(office: Office) -> None:
+    anna, ben = await office.agent("anna"), await office.agent("ben")
+    await office.phone.ring("g-1", MUELLER_DIRECT, "10")
+    await anna.next_of("call.ringing")
+    await office.phone.ring("g-1", MUELLER_DIRECT, "11")  # the PBX forks the call to a second phone
+    widened = await ben.next_of("call.ringing")
+    assert widened["call"]["provider_call_id"] == "g-1" and widened["matches"][0]["name"] == "Jürgen Müller"
+    assert await anna.nothing_within()
+    await office.phone.answer("g-1", "11")
+    assert (await anna.next_of("call.answered"))["by"]["name"] == "ben"
