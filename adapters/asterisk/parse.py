@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from commhub.telephony.contract import (
+    as_direction,
     BadPayload,
     CallEvent,
     Direction,
@@ -158,10 +159,7 @@ HANDLERS = {"newchannel": new_channel, "dialbegin": dial_begin, "bridgeenter": a
 
 
 def direction(fields: Mapping[str, list[str]]) -> Direction:
-    value = (first(fields, "direction", required=False) or "in").lower()
-    if value not in ("in", "out"):
-        raise BadPayload(f"direction {value!r} must be 'in' or 'out'", field="direction")
-    return "in" if value == "in" else "out"
+    return as_direction((first(fields, "direction", required=False) or "in").lower())
 
 
 def timestamp(fields: Mapping[str, list[str]]) -> datetime | None:

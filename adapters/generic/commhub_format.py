@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from commhub.telephony.contract import BadPayload, CallEvent, Direction, Outcome, Phase, every, first
+from commhub.telephony.contract import BadPayload, CallEvent, as_direction, Direction, Outcome, Phase, every, first
 
 EVENTS = {"ringing": Phase.RINGING, "answered": Phase.ANSWERED, "ended": Phase.ENDED}
 
@@ -32,11 +32,7 @@ def parse_commhub(fields: Mapping[str, list[str]]) -> CallEvent:
 
 def direction(fields: Mapping[str, list[str]]) -> Direction:
     value = first(fields, "direction")
-    if value == "in":
-        return "in"
-    if value == "out":
-        return "out"
-    raise BadPayload(f"direction must be 'in' or 'out', not {value!r}", field="direction")
+    return as_direction(value)
 
 
 def outcome(fields: Mapping[str, list[str]]) -> Outcome | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from commhub.telephony.contract import (
+    as_direction,
     BadPayload,
     CallEvent,
     Direction,
@@ -64,11 +65,7 @@ def parse(request: RawRequest, source: SourceContext) -> list[CallEvent]:
 
 def direction(fields: Mapping[str, list[str]], event: str) -> Direction:
     value = first(fields, "direction", required=False) or DIRECTIONS.get(event, "in")
-    if value == "in":
-        return "in"
-    if value == "out":
-        return "out"
-    raise BadPayload(f"direction must be 'in' or 'out', not {value!r}", field="direction")
+    return as_direction(value)
 
 
 def duration(fields: Mapping[str, list[str]]) -> int | None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from commhub.telephony.contract import (
-    BadPayload,
+    as_direction,
     CallEvent,
     Direction,
     IgnoredEvent,
@@ -62,11 +62,7 @@ def parse(request: RawRequest, source: SourceContext) -> list[CallEvent]:
 
 def direction(fields: Mapping[str, list[str]]) -> Direction:
     value = first(fields, "direction")
-    if value == "in":
-        return "in"
-    if value == "out":
-        return "out"
-    raise BadPayload(f"direction must be 'in' or 'out', not {value!r}", field="direction")
+    return as_direction(value)
 
 
 def targets(fields: Mapping[str, list[str]]) -> tuple[str, ...]:

@@ -141,6 +141,13 @@ def first(fields: Mapping[str, list[str]], name: str, *, required: bool = True) 
     return value
 
 
+def as_direction(value: str | None, field: str = "direction") -> Direction:
+    """`in` or `out`, or `BadPayload` naming the field."""
+    if value == "in" or value == "out":
+        return value
+    raise BadPayload(f"{field} must be 'in' or 'out', not {value!r}", field=field)
+
+
 def every(fields: Mapping[str, list[str]], name: str) -> tuple[str, ...]:
     """All non-empty values of a repeated field (`user[]=a&user[]=b` or `user=a&user=b`)."""
     values = list(fields.get(name + "[]", [])) + list(fields.get(name, []))
