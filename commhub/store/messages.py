@@ -23,17 +23,13 @@ def append(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(AgentMessage), rows)
 
 
-def since(session: Session, agent_id: int, after: int, *, not_before: datetime,
-                limit: int) -> list[AgentMessage]:
-    return list(session.scalars(
+def since(session: Session, agent_id: int, after: int, *, not_before: datetime, limit: int) -> list[AgentMessage]:
+    """The newest `limit` kept messages after seq `after`, oldest first."""
+    newest = list(session.scalars(
         select(AgentMessage).where(AgentMessage.agent_id == agent_id, AgentMessage.seq > after,
                                    AgentMessage.created_at >= not_before)
-        .order_by(AgentMessage.seq).limit(limit)))
-
-
-def oldest_seq(session: Session, agent_id: int, *, not_before: datetime) -> int | None:
-    return session.scalar(select(func.min(AgentMessage.seq)).where(
-        AgentMessage.agent_id == agent_id, AgentMessage.created_at >= not_before))
+        .order_by(AgentMessage.seq.desc()).limit(limit)))
+    return newest[::-1]
 
 
 def prune(session: Session, *, older_than: datetime, keep_per_agent: int) -> int:

@@ -152,11 +152,10 @@ async def _resume(request: web.Request, session: AgentSession, agent: Agent, aft
     not_before = datetime.now(UTC) - timedelta(hours=push.backlog_hours)
     async with request.app[SESSIONS]() as db:
         kept = await db.run_sync(messages.since, agent.id, after, not_before=not_before,
-                                 limit=push.backlog_messages + 1)
-        oldest = await db.run_sync(messages.oldest_seq, agent.id, not_before=not_before)
-    complete = len(kept) <= push.backlog_messages and (oldest is None or oldest <= after + 1 or not kept
-                                                       or kept[0].seq == after + 1)
-    kept = kept[-push.backlog_messages:] if len(kept) > push.backlog_messages else kept
+                                 limit=push.backlog_messages)
+        newest = await db.run_sync(messages.last_seq, agent.id)
+    # Complete when nothing between `after` and the newest message was forgotten (by age or by count).
+    complete = kept[0].seq == after + 1 if kept else after >= newest
     replayed = await session.replay(
         (row.seq, encode(row.type, row.seq, row.created_at, row.payload)) for row in kept)
     await session.send_now(await _reply(request, agent, "resumed", {

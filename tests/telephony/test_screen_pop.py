@@ -218,3 +218,17 @@ async def test_a_ring_group_that_widens_pops_up_on_the_newly_rung_agent_only(off
     assert await anna.nothing_within()
     await office.phone.answer("g-1", "11")
     assert (await anna.next_of("call.answered"))["by"]["name"] == "ben"
+
+
+async def test_an_outbound_call_pops_the_customer_for_the_dialling_agent_and_files_it(office: Office) -> None:
+    anna = await office.agent("anna")
+    response = await office.phone.post({"event": "ringing", "call_id": "o-1", "direction": "out", "from": "10",
+                                        "to": "0171 2345678", "targets": ["10"]})
+    assert response.status == 200
+    pop = await anna.next_of("call.ringing")
+    assert pop["call"]["direction"] == "out" and pop["matches"][0]["name"] == "Jürgen Müller"
+    await office.phone.post({"event": "ended", "call_id": "o-1", "direction": "out", "outcome": "busy"})
+    ended = await anna.next_of("call.ended")
+    assert ended["call"]["state"] == "busy" and ended["call"]["task_id"] is None
+    history = await office.get(f"/api/contacts/{pop['matches'][0]['id']}/history")
+    assert history["items"][0]["title"] == "Outgoing call, busy"
