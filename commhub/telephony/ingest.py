@@ -150,6 +150,7 @@ class CallDesk:
                     related_call_id=event.related_call_id)
         if event.answered_by:
             call.answered_by_agent_id = self._agent_for(session, event.answered_by)
+        stored.store_facts(call, change.after)  # before the INSERT, so it needs no UPDATE after it
         session.add(call)
         session.flush()
         pop = {"caller": match.to_json()["number"], "ambiguous": match.ambiguous, "explanation": match.explain(),
