@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from commhub.keys import (
     SESSIONS,
     SETTINGS,
     SOURCES,
-    WRITER,
+    CALL_DATABASE,
 )
 from commhub.log import get_logger
 from commhub.settings import Settings
@@ -31,7 +32,7 @@ from commhub.push.hub import Hub
 from commhub.store import messages
 from commhub.store.migrate import upgrade
 from commhub.store.models import utcnow
-from commhub.store.writer import Writer
+from commhub.store.call_db import CallDatabase
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
@@ -42,6 +43,7 @@ log = get_logger("commhub.app")
 # Largest REST body accepted; webhooks set their own, smaller limit (DESIGN §6: 64 KiB).
 MAX_BODY_BYTES = 1024 * 1024
 PRUNE_INTERVAL_S = 3600
+CHECKPOINT_INTERVAL_S = 5
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -54,6 +56,8 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(telephony)
     app.cleanup_ctx.append(backlog_pruning)
+    app.cleanup_ctx.append(wal_checkpoints)
+    app.on_startup.append(freeze_startup_objects)
     app.on_shutdown.append(close_sockets)
     add_routes(app)
     return app
@@ -68,19 +72,19 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = session_factory(engine)
     index = caller_index(settings.database.url, engine)
     app[CALLER_ID] = CallerId(index, region=settings.phone.default_region, locate=settings.phone.locate)
-    app[WRITER] = Writer(settings.database.url, app[SESSIONS])
+    app[CALL_DATABASE] = CallDatabase(settings.database.url, app[SESSIONS])
     log.info("database.ready", backend=engine.dialect.name)
     try:
         yield
     finally:
-        app[WRITER].close()
+        app[CALL_DATABASE].close()
         index.close()
         await engine.dispose()
 
 
 async def telephony(app: web.Application) -> AsyncIterator[None]:
     """The call desk: call events in, state, history, tasks and pushes out."""
-    app[CALL_DESK] = CallDesk(app[WRITER], app[CALLER_ID], app[DISPATCHER], app[HUB],
+    app[CALL_DESK] = CallDesk(app[CALL_DATABASE], app[CALLER_ID], app[DISPATCHER], app[HUB],
                               region=app[SETTINGS].phone.default_region)
     yield
 
@@ -92,9 +96,10 @@ async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
     async def prune_forever() -> None:
         while True:
             try:
-                removed = await app[WRITER].run(lambda session: messages.prune(
-                    session, older_than=utcnow() - timedelta(hours=push.backlog_hours),
-                    keep_per_agent=push.backlog_messages))
+                async with app[SESSIONS]() as session, session.begin():
+                    removed = await session.run_sync(
+                        messages.prune, older_than=utcnow() - timedelta(hours=push.backlog_hours),
+                        keep_per_agent=push.backlog_messages)
                 log.info("backlog.pruned", removed=removed)
             except Exception:
                 log.exception("backlog.prune_failed")
@@ -106,6 +111,33 @@ async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def wal_checkpoints(app: web.Application) -> AsyncIterator[None]:
+    """SQLite: fold the write-ahead log into the database file every few seconds, off the loop
+    (the call path's connection does not checkpoint itself: a checkpoint fsyncs)."""
+    async def checkpoint_forever() -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                await app[CALL_DATABASE].checkpoint()
+            except Exception:
+                log.exception("database.checkpoint_failed")
+
+    task = asyncio.create_task(checkpoint_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Keep what start-up built (libphonenumber's metadata, SQLAlchemy's mappers, …) out of the
+    garbage collector's full passes: walking those objects stalled the loop for milliseconds, in
+    the middle of a screen-pop, every few seconds under load."""
+    gc.collect()
+    gc.freeze()
 
 
 async def close_sockets(app: web.Application) -> None:

@@ -10,7 +10,7 @@ from commhub.push.dispatch import Dispatcher
 from commhub.push.hub import Hub
 from commhub.settings import Settings
 from commhub.store.models import Agent
-from commhub.store.writer import Writer
+from commhub.store.call_db import CallDatabase
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
@@ -24,7 +24,7 @@ REPLAY_GUARD = web.AppKey("replay_guard", MemoryReplayGuard)
 HUB = web.AppKey("hub", Hub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CALL_DESK = web.AppKey("call_desk", CallDesk)
-WRITER = web.AppKey("writer", Writer)
+CALL_DATABASE = web.AppKey("call_database", CallDatabase)
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)

@@ -1,29 +1,23 @@
-"""Calls in the database: load and save the state machine's facts, record events once, list calls.
+"""Calls: the state machine's facts of a stored call, event dedupe keys, the call list and its JSON.
 
-Synchronous SQLAlchemy: it runs in the call desk's write transactions (`store/writer.py`).
+The call path itself writes through `call_sql.py`; what here reads a call accepts either its
+`CallRow` or the ORM `Call` (the same attribute names).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commhub.errors import NotFound
-from commhub.store.models import Agent, Call, CallEventRow
+from commhub.store.call_sql import CallRow
+from commhub.store.models import Agent, Call
 from commhub.telephony.calls import CallFacts
 from commhub.telephony.contract import CallEvent, Outcome
 
 MAX_PAGE = 200
-
-
-def find_call(session: Session, source: str, provider_call_id: str) -> Call | None:
-    statement = select(Call).where(Call.source == source, Call.provider_call_id == provider_call_id)
-    if session.bind.dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return session.scalar(statement)
 
 
 def get_call(session: Session, call_id: int) -> Call:
@@ -33,14 +27,14 @@ def get_call(session: Session, call_id: int) -> Call:
     return call
 
 
-def facts_of(call: Call) -> CallFacts:
+def facts_of(call: Call | CallRow) -> CallFacts:
     return CallFacts(direction=call.direction, started_at=call.started_at, answered_at=call.answered_at,
                      ended_at=call.ended_at, answered_by=call.answered_by,
                      vendor_outcome=Outcome(call.vendor_outcome) if call.vendor_outcome else None,
                      duration=call.duration)
 
 
-def store_facts(call: Call, facts: CallFacts) -> None:
+def store_facts(call: Call | CallRow, facts: CallFacts) -> None:
     call.state = facts.state
     call.started_at = facts.started_at
     call.answered_at = facts.answered_at
@@ -60,19 +54,7 @@ def dedupe_key(event: CallEvent) -> str:
     return "|".join(parts)[:400]
 
 
-def seen_event(session: Session, call: Call, key: str) -> bool:
-    found = session.scalar(select(CallEventRow.id).where(CallEventRow.call_id == call.id,
-                                                               CallEventRow.dedupe_key == key))
-    return found is not None
-
-
-def event_row(call: Call, event: CallEvent, key: str, at: datetime) -> CallEventRow:
-    """The stored event. The unique (call, key) constraint stops a redelivery racing in from another node."""
-    return CallEventRow(call_id=call.id, phase=event.phase.value, dedupe_key=key, occurred_at=at,
-                        data=_event_data(event))
-
-
-def _event_data(event: CallEvent) -> dict[str, Any]:
+def event_data(event: CallEvent) -> dict[str, Any]:
     data = {name: value for name, value in event.__dict__.items() if value not in (None, ())}
     for name, value in data.items():
         if hasattr(value, "isoformat"):
@@ -98,7 +80,7 @@ def list_calls(session: Session, *, state: str | None = None, direction: str | N
     return list(session.scalars(statement.order_by(Call.id.desc()).limit(limit)))
 
 
-def call_json(call: Call, agents: dict[int, str] | None = None) -> dict[str, Any]:
+def call_json(call: Call | CallRow, agents: dict[int, str] | None = None) -> dict[str, Any]:
     agents = agents or {}
     answered_by = None
     if call.answered_by_agent_id is not None or call.answered_by:

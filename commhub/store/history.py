@@ -1,7 +1,7 @@
 """The unified timeline: entries of every kind, linked to each contact and organization they concern.
 
-Writing an entry is synchronous SQLAlchemy (it runs inside the call desk's write transactions, see
-`store/writer.py`); async callers use `await session.run_sync(add_entry, …)`.
+Writing an entry is synchronous SQLAlchemy; async callers use `await session.run_sync(add_entry, …)`.
+The call path writes its entries through `call_sql.py`.
 """
 
 from __future__ import annotations

@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from commhub.store.models import Call, Task
+from commhub.store.call_sql import CallRow, CallSql, TaskRow
 
 
-def _who(call: Call) -> str:
-    names = [m["name"] for m in call.matches[:1]]
-    return names[0] if names and len(call.matches) == 1 else (call.customer_e164 or "unknown number")
+def _who(call: CallRow) -> str:
+    if len(call.matches) == 1:
+        return str(call.matches[0]["name"])
+    return call.customer_e164 or "unknown number"
 
 
-def _owner(call: Call) -> dict[str, int | None]:
+def _owner(call: CallRow) -> dict[str, int | None]:
     """The file the task belongs to: only when the number leads to exactly one."""
     if len(call.matches) != 1:
         return {"contact_id": None, "organization_id": None}
@@ -25,44 +23,35 @@ def _owner(call: Call) -> dict[str, int | None]:
     return {"contact_id": None, "organization_id": None, key: only["id"]}
 
 
-def open_callback(session: Session, number: str) -> Task | None:
-    statement = select(Task).where(Task.kind == "callback", Task.status == "open",
-                                   Task.phone_e164 == number).order_by(Task.id).limit(1)
-    if session.bind.dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return session.scalar(statement)
-
-
-def file_missed_call(session: Session, call: Call, now: datetime) -> tuple[Task, bool] | None:
+def file_missed_call(sql: CallSql, call: CallRow, now: datetime) -> tuple[TaskRow, bool] | None:
     """Create or extend the callback task for a missed inbound call; (task, created) or None.
 
     A withheld caller cannot be called back, and an outbound call nobody took is not a callback.
     """
     if call.direction != "in" or call.withheld or not call.customer_e164:
         return None
-    task = open_callback(session, call.customer_e164)
+    task = sql.open_callback(call.customer_e164)
     if task is not None:
         calls = [*task.data.get("call_ids", []), call.id]
         task.data = {**task.data, "call_ids": calls, "missed": len(calls), "last_missed_at": now.isoformat()}
         task.title = f"Call back {_who(call)} ({len(calls)} missed calls)"
+        sql.update_task(task)
         call.task_id = task.id
         return task, False
     assignee = call.agent_ids[0] if len(call.agent_ids) == 1 else None
-    task = Task(kind="callback", title=f"Call back {_who(call)}", status="open", due_at=now,
-                assignee_agent_id=assignee, phone_e164=call.customer_e164,
-                data={"call_ids": [call.id], "missed": 1, "last_missed_at": now.isoformat(),
-                      "source": call.source}, **_owner(call))
-    session.add(task)
-    session.flush()
-    call.task_id = task.id
+    task = TaskRow(kind="callback", title=f"Call back {_who(call)}", due_at=now, assignee_agent_id=assignee,
+                   phone_e164=call.customer_e164, **_owner(call),
+                   data={"call_ids": [call.id], "missed": 1, "last_missed_at": now.isoformat(),
+                         "source": call.source})
+    call.task_id = sql.insert_task(task, now)
     return task, True
 
 
-def withdraw_call(session: Session, call: Call) -> Task | None:
+def withdraw_call(sql: CallSql, call: CallRow) -> TaskRow | None:
     """A call that turned out answered (its answer arrived after the hangup) leaves its task."""
     if call.task_id is None:
         return None
-    task = session.get(Task, call.task_id)
+    task = sql.get_task(call.task_id)
     call.task_id = None
     if task is None or task.status != "open":
         return None
@@ -70,10 +59,12 @@ def withdraw_call(session: Session, call: Call) -> Task | None:
     task.data = {**task.data, "call_ids": calls, "missed": len(calls)}
     if not calls:
         task.status = "cancelled"
+    sql.update_task(task)
     return task
 
 
-def task_json(task: Task) -> dict[str, Any]:
+def task_json(task: Any) -> dict[str, Any]:
+    """A task (a `TaskRow` or the ORM `Task`) as the API and the socket show it."""
     return {"id": task.id, "kind": task.kind, "title": task.title, "status": task.status,
             "due_at": task.due_at.isoformat() if task.due_at else None,
             "assignee_agent_id": task.assignee_agent_id, "contact_id": task.contact_id,

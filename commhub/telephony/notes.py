@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from commhub.errors import NotFound, ValidationFailed
 from commhub.push.dispatch import Dispatcher, Message
-from commhub.store import calls as stored
-from commhub.store.history import add_entry, entry_json
-from commhub.store.models import Contact
+from commhub.store.call_sql import CallSql
 
 MAX_NOTE = 20_000
 
@@ -23,32 +20,42 @@ def clean_text(text: object) -> str:
     return text.strip()
 
 
-def note_on_call(session: Session, dispatcher: Dispatcher, call_id: int, agent_id: int,
+def note_on_call(sql: CallSql, dispatcher: Dispatcher, call_id: int, agent_id: int,
                  text: object) -> tuple[dict[str, Any], list[Message]]:
     body = clean_text(text)
-    call = stored.get_call(session, call_id)
+    call = sql.get_call(call_id)
+    if call is None:
+        raise NotFound(f"no call with id {call_id}")
     contacts = [m["id"] for m in call.matches if m["kind"] == "contact"]
     organizations = [m["id"] for m in call.matches if m["kind"] == "organization"]
-    entry = add_entry(session, kind="note", title=_title(body), body=body, agent_id=agent_id,
-                      contact_ids=contacts, organization_ids=organizations, call_id=call.id,
-                      data={"call": {"id": call.id, "direction": call.direction, "number": call.customer_e164}})
-    saved = entry_json(session, entry)
-    staged = dispatcher.stage(session, [*call.agent_ids, agent_id], "history.added", {"entry": saved})
-    return saved, staged
+    data = {"call": {"id": call.id, "direction": call.direction, "number": call.customer_e164}}
+    entry = _add(sql, body, agent_id, contacts, organizations, data, call.id)
+    return entry, dispatcher.stage(sql, [*call.agent_ids, agent_id], "history.added", {"entry": entry})
 
 
-def note_on_contact(session: Session, dispatcher: Dispatcher, contact_id: int, agent_id: int,
+def note_on_contact(sql: CallSql, dispatcher: Dispatcher, contact_id: int, agent_id: int,
                     text: object) -> tuple[dict[str, Any], list[Message]]:
     body = clean_text(text)
-    contact = session.get(Contact, contact_id)
-    if contact is None:
+    rows = sql.db.rows("SELECT organization_id FROM contacts WHERE id = :id", {"id": contact_id})
+    if not rows:
         raise NotFound(f"no contact with id {contact_id}")
-    entry = add_entry(session, kind="note", title=_title(body), body=body, agent_id=agent_id,
-                      contact_ids=[contact_id],
-                      organization_ids=[contact.organization_id] if contact.organization_id else [])
-    saved = entry_json(session, entry)
-    staged = dispatcher.stage(session, [agent_id], "history.added", {"entry": saved})
-    return saved, staged
+    organizations = [rows[0][0]] if rows[0][0] is not None else []
+    entry = _add(sql, body, agent_id, [contact_id], organizations, {}, None)
+    return entry, dispatcher.stage(sql, [agent_id], "history.added", {"entry": entry})
+
+
+def _add(sql: CallSql, body: str, agent_id: int, contacts: list[int], organizations: list[int],
+         data: dict[str, Any], call_id: int | None) -> dict[str, Any]:
+    """Store the note; return it as the timeline shows entries (`store.history.entries_json`)."""
+    now = datetime.now(UTC)
+    title = _title(body)
+    entry_id = sql.add_entry(kind="note", title=title, body=body, data=data, agent_id=agent_id,
+                             contact_ids=contacts, organization_ids=organizations, occurred_at=now, now=now,
+                             call_id=call_id)
+    names = sql.agent_names([agent_id])
+    return {"id": entry_id, "kind": "note", "occurred_at": now.isoformat(), "title": title, "body": body,
+            "data": data, "call_id": call_id, "agent": {"id": agent_id, "name": names.get(agent_id)},
+            "contact_ids": list(dict.fromkeys(contacts)), "organization_ids": list(dict.fromkeys(organizations))}
 
 
 def _title(body: str) -> str:

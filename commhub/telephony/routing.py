@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from commhub.contacts.phone import normalise
-from commhub.store.models import Agent, AgentExtension
+from commhub.store.call_sql import CallSql
 
 
 def routing_keys(values: Iterable[str | None], region: str) -> list[str]:
@@ -31,26 +28,10 @@ def routing_keys(values: Iterable[str | None], region: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def agents_for_keys(session: Session, keys: list[str]) -> list[int]:
-    if not keys:
-        return []
-    rows = session.scalars(
-        select(AgentExtension.agent_id).join(Agent, Agent.id == AgentExtension.agent_id)
-        .where(AgentExtension.extension.in_(keys), Agent.active.is_(True)))
-    return sorted(set(rows))
-
-
-def fallback_agents(session: Session, options: Mapping[str, Any]) -> list[int]:
-    names = options.get("fallback_agents")
-    statement = select(Agent.id).where(Agent.active.is_(True))
-    if names:
-        statement = statement.where(Agent.name.in_(list(names)))
-    return sorted(session.scalars(statement))
-
-
-def route(session: Session, keys: list[str], options: Mapping[str, Any]) -> tuple[list[int], bool]:
+def route(sql: CallSql, keys: list[str], options: Mapping[str, Any]) -> tuple[list[int], bool]:
     """(agent ids, whether the fallback was used)."""
-    agents = agents_for_keys(session, keys)
+    agents = sql.agents_for_keys(keys)
     if agents:
         return agents, False
-    return fallback_agents(session, options), True
+    names = options.get("fallback_agents")
+    return sql.active_agents(list(names) if names else None), True

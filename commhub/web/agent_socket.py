@@ -17,14 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
-from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest, CommhubError, Forbidden, Unauthorized
-from commhub.keys import DISPATCHER, HUB, SESSIONS, SETTINGS, WRITER
+from commhub.keys import DISPATCHER, HUB, SESSIONS, SETTINGS, CALL_DATABASE
 from commhub.log import get_logger
 from commhub.push.dispatch import Dispatcher, Message, encode, write_and_push
 from commhub.push.hub import AgentSession
 from commhub.store import messages
+from commhub.store.call_sql import CallSql
 from commhub.store.agents import authenticate
 from commhub.store.models import Agent
 from commhub.telephony import notes
@@ -168,11 +168,11 @@ async def _note(request: web.Request, session: AgentSession, agent: Agent, messa
         raise _bad("a note needs `call_id` or `contact_id` (an integer)", "call_id")
     text = message.get("text")
 
-    def write(db: Session, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
+    def write(db: CallSql, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
         if isinstance(call_id, int):
             return notes.note_on_call(db, dispatcher, call_id, agent.id, text)
         return notes.note_on_contact(db, dispatcher, contact_id, agent.id, text)
 
     app = request.app
-    entry = await write_and_push(app[WRITER], app[DISPATCHER], app[HUB].deliver, write)
+    entry = await write_and_push(app[CALL_DATABASE], app[DISPATCHER], app[HUB].deliver, write)
     await session.send_now(await _reply(request, agent, "note.saved", {"ref": message.get("ref"), "entry": entry}))

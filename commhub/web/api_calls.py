@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest, NotFound
-from commhub.keys import DISPATCHER, HUB, SESSIONS, WRITER
+from commhub.keys import DISPATCHER, HUB, SESSIONS, CALL_DATABASE
 from commhub.push.dispatch import Dispatcher, Message, T, Work, write_and_push
 from commhub.store import calls as stored
+from commhub.store.call_sql import CallSql
 from commhub.store.models import Task, utcnow
 from commhub.telephony import notes
 from commhub.telephony.calls import STATES
@@ -63,7 +64,7 @@ async def add_call_note(request: web.Request) -> web.Response:
 
 async def _with_dispatch(request: web.Request, work: Work[T]) -> T:
     app = request.app
-    return await write_and_push(app[WRITER], app[DISPATCHER], app[HUB].deliver, work)
+    return await write_and_push(app[CALL_DATABASE], app[DISPATCHER], app[HUB].deliver, work)
 
 
 class TaskPatch(BaseModel):
@@ -89,13 +90,13 @@ async def patch_task(request: web.Request) -> web.Response:
 
     me = current_agent(request).id
 
-    def change(db: Session, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
-        task = db.get(Task, task_id)
+    def change(db: CallSql, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
+        task = db.get_task(task_id)
         if task is None:
             raise NotFound(f"no task with id {task_id}")
         task.status = body.status
         task.done_at = utcnow() if body.status == "done" else None
-        db.flush()
+        db.update_task(task)
         audience = [task.assignee_agent_id] if task.assignee_agent_id else [me]
         return task_json(task), dispatcher.stage(db, audience, "task.updated", {"task": task_json(task)})
 

@@ -1,0 +1,120 @@
+"""Runs the call path's transactions, one at a time, as cheaply as the backend allows.
+
+SQLite: on the event loop's own thread, through a sqlite3 connection that never waits for a lock
+(`busy_timeout = 0`). A call event's transaction costs a few tenths of a millisecond there,
+less than one hop to a worker thread, and the loop has no thread to share the GIL with. Only when
+another writer holds the database (an import, a migration) does the transaction go to a worker
+thread with its own connection that may wait, so the loop never blocks on a lock.
+Its automatic WAL checkpoints are off (they fsync, ~ms): `checkpoint()` runs them in a thread.
+
+PostgreSQL: through the async session, the same SQL via SQLAlchemy `text()`.
+
+Transactions run strictly in the order asked for, and each caller resumes before the next runs,
+so what callers do right after (push the messages) keeps that order too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from commhub.store.call_sql import CallSql
+from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path
+from commhub.store.sql_db import SessionDb, SqliteDb
+
+T = TypeVar("T")
+Work = Callable[[CallSql], T]
+
+
+def _sqlite_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    return connection
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class CallDatabase:
+    def __init__(self, url: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self.lock = asyncio.Lock()
+        self._path = sqlite_path(url)
+        self._loop_connection: sqlite3.Connection | None = None
+        self._waiting_connection: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if self._path is not None:
+            self._loop_connection = _sqlite_connection(self._path, 0)
+            self._loop_connection.execute("PRAGMA wal_autocheckpoint=0")
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commhub-calls")
+
+    async def run(self, work: Work[T], on_error: Callable[[], None] | None = None) -> T:
+        """Run `work` in one transaction; `on_error` runs (in order) when it fails."""
+        async with self.lock:
+            try:
+                if self._loop_connection is None:
+                    async with self._sessions() as session, session.begin():
+                        return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
+                try:
+                    return _transaction(self._loop_connection, work, immediate_fail=True)
+                except _Busy:
+                    assert self._thread is not None
+                    return await asyncio.get_running_loop().run_in_executor(self._thread, self._waiting, work)
+            except BaseException:
+                if on_error is not None:
+                    on_error()
+                raise
+
+    def _waiting(self, work: Work[T]) -> T:
+        if self._waiting_connection is None:
+            assert self._path is not None
+            self._waiting_connection = _sqlite_connection(self._path, SQLITE_BUSY_TIMEOUT_MS)
+        return _transaction(self._waiting_connection, work, immediate_fail=False)
+
+    async def checkpoint(self) -> None:
+        """Move the WAL into the database file (what the loop connection does not do itself)."""
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._waiting_connection is None:
+            assert self._path is not None
+            self._waiting_connection = _sqlite_connection(self._path, SQLITE_BUSY_TIMEOUT_MS)
+        self._waiting_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        for connection in (self._loop_connection, self._waiting_connection):
+            if connection is not None:
+                connection.close()
+
+
+class _Busy(Exception):  # noqa: N818 - control flow: another writer holds the database
+    pass
+
+
+def _transaction(connection: sqlite3.Connection, work: Work[T], *, immediate_fail: bool) -> T:
+    try:
+        connection.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+    except sqlite3.OperationalError as exc:
+        if immediate_fail and _is_busy(exc):
+            raise _Busy from exc
+        raise
+    try:
+        result = work(CallSql(SqliteDb(connection)))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return result
