@@ -29,6 +29,9 @@ from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path
 from commhub.store.sql_db import SessionDb, SqliteDb
 
 T = TypeVar("T")
+# Page cache of the call path's connection (KiB). The default 2 MB misses on every index of a large
+# database; 16 MB holds the hot pages of the call, message and history indexes.
+CACHE_KIB = 16 * 1024
 Work = Callable[[CallSql], T]
 
 
@@ -38,6 +41,7 @@ def _sqlite_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return connection
 
 
