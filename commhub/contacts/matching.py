@@ -6,7 +6,7 @@ silently picks one of several files: all are returned, ranked, with the ambiguit
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from commhub.contacts.phone import PhoneNumber
@@ -40,7 +40,11 @@ class Candidate:
         return f"{self.number_kind} number of this {self.kind}"
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "reason": self.reason()}
+        # Spelled out: dataclasses.asdict deep-copies field by field, a tenth of a millisecond per pop.
+        return {"kind": self.kind, "id": self.id, "name": self.name, "company": self.company,
+                "organization_id": self.organization_id, "customer_class": self.customer_class, "via": self.via,
+                "number_kind": self.number_kind, "matched_number": self.matched_number,
+                "direct_dial": self.direct_dial, "reason": self.reason()}
 
 
 def rank(candidates: list[Candidate]) -> list[Candidate]:
@@ -95,10 +99,12 @@ class CallerMatch:
         return (f"{self.number.e164}: {len(self.candidates)} files match; "
                 f"ambiguous, all are shown, best first.")
 
+    def number_json(self) -> dict[str, Any]:
+        return self.facts or {"raw": self.number.raw, "e164": self.number.e164, "withheld": self.number.withheld}
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "number": self.facts or {"raw": self.number.raw, "e164": self.number.e164,
-                                     "withheld": self.number.withheld},
+            "number": self.number_json(),
             "withheld": self.number.withheld,
             "matches": [candidate.to_json() for candidate in self.candidates],
             "ambiguous": self.ambiguous,

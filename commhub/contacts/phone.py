@@ -211,15 +211,18 @@ def describe(number: PhoneNumber, *, language: str = "de", locate: bool = True) 
         return {"withheld": True, "raw": number.raw}
     if number.e164 is None:
         return {"withheld": False, "raw": number.raw, "e164": None, "problem": number.problem}
-    parsed = _from_e164(number.e164)
+    return {"withheld": False, "raw": number.raw, "e164": number.e164, "extension": number.extension,
+            **_facts_of(number.e164, language, locate)}  # a copy: the cached dict is never handed out
+
+
+# The same numbers call again and again, and these facts cost ≈ 0.1 ms of libphonenumber each time.
+@lru_cache(maxsize=4096)
+def _facts_of(e164: str, language: str, locate: bool) -> dict[str, object]:
+    parsed = _from_e164(e164)
     # Finding the line type walks every pattern of the country (≈ 50 µs for a fixed line); do it once:
     # a number is valid exactly when it has a type, and only mobile ranges have a carrier.
     line_type = phonenumbers.number_type(parsed)
     facts: dict[str, object] = {
-        "withheld": False,
-        "raw": number.raw,
-        "e164": number.e164,
-        "extension": number.extension,
         "international": phonenumbers.format_number(parsed, PhoneNumberFormat.INTERNATIONAL),
         "national": phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL),
         "region": phonenumbers.region_code_for_number(parsed),

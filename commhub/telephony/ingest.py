@@ -154,7 +154,7 @@ class CallDesk:
             call.answered_by_agent_id = self._agent_for(sql, event.answered_by)
         stored.store_facts(call, change.after)
         sql.insert_call(call, now)
-        pop = {"caller": match.to_json()["number"], "ambiguous": match.ambiguous, "explanation": match.explain(),
+        pop = {"caller": match.number_json(), "ambiguous": match.ambiguous, "explanation": match.explain(),
                "routed": "fallback" if fallback else "direct"}
         return call, pop
 

@@ -9,6 +9,7 @@ active agent, so that no customer rings unseen.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from commhub.contacts.phone import normalise
@@ -19,13 +20,16 @@ def routing_keys(values: Iterable[str | None], region: str) -> list[str]:
     """The keys to look up: each value as sent, and as E.164 when it is a phone number."""
     keys: list[str] = []
     for value in values:
-        if not value:
-            continue
-        keys.append(value.strip())
-        number = normalise(value, region)
-        if number.e164 and number.e164 != value:
-            keys.append(number.e164)
+        if value:
+            keys.extend(_keys_of(value.strip(), region))
     return list(dict.fromkeys(keys))
+
+
+# Extensions and the company's own numbers come back on every call: parse each once.
+@lru_cache(maxsize=4096)
+def _keys_of(value: str, region: str) -> tuple[str, ...]:
+    number = normalise(value, region)
+    return (value, number.e164) if number.e164 and number.e164 != value else (value,)
 
 
 def route(sql: CallSql, keys: list[str], options: Mapping[str, Any]) -> tuple[list[int], bool]:
