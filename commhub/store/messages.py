@@ -4,9 +4,8 @@ reconnecting client can `resume` from the last one it saw."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from commhub.store.models import AgentMessage
@@ -15,12 +14,6 @@ from commhub.store.models import AgentMessage
 def last_seq(session: Session, agent_id: int) -> int:
     return session.scalar(select(func.coalesce(func.max(AgentMessage.seq), 0))
                                 .where(AgentMessage.agent_id == agent_id)) or 0
-
-
-def append(session: Session, rows: list[dict[str, Any]]) -> None:
-    """rows: {agent_id, seq, type, payload, created_at}."""
-    if rows:
-        session.execute(insert(AgentMessage), rows)
 
 
 def since(session: Session, agent_id: int, after: int, *, not_before: datetime, limit: int) -> list[AgentMessage]:

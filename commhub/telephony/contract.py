@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -199,9 +199,6 @@ class CallEvent:
     related_call_id: str | None = None  # the call this one was transferred or forwarded from
     caller_name: str | None = None  # the name the phone network or PBX shows
     event_id: str | None = None  # the vendor's id of this delivery, when it has one (dedupe)
-
-    def at(self, received_at: datetime) -> CallEvent:
-        return self if self.occurred_at is not None else replace(self, occurred_at=received_at)
 
 
 @dataclass(frozen=True)
