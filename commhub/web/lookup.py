@@ -17,7 +17,7 @@ from commhub.store.agents import authenticate
 from commhub.store.models import Contact, EmailAddressRow, PhoneNumberRow
 from commhub.telephony.contract import LookupAnswer, LookupMatch, equal_secrets
 from commhub.web.middlewares import bearer_token
-from commhub.web.webhooks import _response, base_url
+from commhub.web.webhooks import base_url, reply_response
 
 WITHHELD_LABEL = {"de": "Rufnummer unterdrückt", "en": "Withheld number"}
 
@@ -40,7 +40,7 @@ async def lookup(request: web.Request) -> web.Response:
     answer = LookupAnswer(number=number, e164=match.number.e164, withheld=match.number.withheld,
                           display_name=display_name(match, str(source.options.get("language", "de"))),
                           matches=tuple(matches), ambiguous=match.ambiguous)
-    return _response(source.spec.lookup_reply(answer))
+    return reply_response(source.spec.lookup_reply(answer))
 
 
 async def _authorise(request: web.Request, secret: str) -> None:

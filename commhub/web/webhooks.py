@@ -52,20 +52,26 @@ async def receive_hook(request: web.Request) -> web.Response:
     source = request.app[SOURCES].get(request.match_info["source"])
     raw = raw_request(request, await read_limited(request))
     context = source.context(base_url(request), request.app[REPLAY_GUARD])
-    source.spec.verify(raw, context)
+    try:
+        source.spec.verify(raw, context)
+    except CommhubError as refused:
+        # An admin wants to see a phone system that keeps failing verification (a changed secret, a
+        # proxy rewriting the URL); what it sent stays out of the log.
+        log.warning("hook.refused", source=source.name, code=refused.code, status=refused.status)
+        raise
     try:
         events = source.spec.parse(raw, context)
     except IgnoredEvent as ignored:
         log.info("hook.ignored", source=source.name, reason=ignored.reason)
-        return _response(ignored.reply or Reply(""))
+        return reply_response(ignored.reply or Reply(""))
     received = await request.app[CALL_DESK].receive(source.name, source.options, events, raw.received_at)
     reply = source.spec.reply(raw, events, context)
-    response = _response(reply)
+    response = reply_response(reply)
     response.headers["X-Commhub-Calls"] = ",".join(str(item.call_id) for item in received)
     return response
 
 
-def _response(reply: Reply) -> web.Response:
+def reply_response(reply: Reply) -> web.Response:
     body = reply.body.encode() if isinstance(reply.body, str) else reply.body
     return web.Response(body=body, status=reply.status, content_type=reply.content_type,
                         charset="utf-8" if reply.content_type.startswith(("text/", "application/")) else None)
