@@ -9,9 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from commhub.contacts.names import contact_key
-from commhub.store import agents, files, history
+from commhub.store import agents, files
+from commhub.store.call_sql import CallSql
+from commhub.store.sql_db import SessionDb
 from commhub.store.models import Contact, Organization, Task, utcnow
 from commhub.web.schemas import AgentIn, ContactIn, OrganizationIn
 
@@ -58,13 +61,18 @@ async def _contact(session: AsyncSession, name: str) -> Contact:
 
 
 async def _history(session: AsyncSession, items: list[dict[str, Any]], agent_ids: dict[str, int]) -> None:
-    for item in items:
-        contact = await _contact(session, item["contact"])
-        await session.run_sync(
-            history.add_entry, kind=item["kind"], title=item.get("title", ""), body=item.get("body", ""),
-            data=item.get("data", {}), agent_id=agent_ids.get(item.get("agent") or ""),
-            contact_ids=[contact.id], organization_ids=[contact.organization_id] if contact.organization_id else [],
-            occurred_at=utcnow() - timedelta(days=item["days_ago"]))
+    contacts = [await _contact(session, item["contact"]) for item in items]
+
+    def write(sync: Session) -> None:
+        sql, now = CallSql(SessionDb(sync)), utcnow()
+        for item, contact in zip(items, contacts, strict=True):
+            sql.add_entry(kind=item["kind"], title=item.get("title", ""), body=item.get("body", ""),
+                          data=item.get("data", {}), agent_id=agent_ids.get(item.get("agent") or ""),
+                          contact_ids=[contact.id],
+                          organization_ids=[contact.organization_id] if contact.organization_id else [],
+                          occurred_at=now - timedelta(days=item["days_ago"]), now=now, call_id=None)
+
+    await session.run_sync(write)
 
 
 async def _tasks(session: AsyncSession, items: list[dict[str, Any]], agent_ids: dict[str, int]) -> None:

@@ -25,7 +25,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commhub.store.call_sql import CallSql
-from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path
+from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path, sqlite_pragmas
 from commhub.store.sql_db import SessionDb, SqliteDb
 
 T = TypeVar("T")
@@ -37,9 +37,7 @@ Work = Callable[[CallSql], T]
 
 def _sqlite_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
+    sqlite_pragmas(connection, None)  # the engine's: WAL, synchronous=NORMAL, foreign keys
     connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return connection

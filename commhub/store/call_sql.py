@@ -88,6 +88,19 @@ class CallSql:
                             "AND provider_call_id = :pid", {"source": source, "pid": provider_call_id})
         return self._call(rows[0]) if rows else None
 
+    def list_calls(self, *, state: str | None, direction: str | None, before: int | None,
+                   limit: int) -> list[CallRow]:
+        """Newest first; `before` pages by id."""
+        where, params = ["1 = 1"], {"limit": limit}
+        for name, value, clause in (("state", state, "state = :state"), ("direction", direction,
+                                    "direction = :direction"), ("before", before, "id < :before")):
+            if value:
+                where.append(clause)
+                params[name] = value
+        rows = self.db.rows(f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE {' AND '.join(where)} "
+                            "ORDER BY id DESC LIMIT :limit", params)
+        return [self._call(row) for row in rows]
+
     def get_call(self, call_id: int) -> CallRow | None:
         rows = self.db.rows(f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE id = :id", {"id": call_id})
         return self._call(rows[0]) if rows else None

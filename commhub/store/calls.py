@@ -1,40 +1,24 @@
-"""Calls: the state machine's facts of a stored call, event dedupe keys, the call list and its JSON.
-
-The call path itself writes through `call_sql.py`; what here reads a call accepts either its
-`CallRow` or the ORM `Call` (the same attribute names).
-"""
+"""A stored call (`CallRow`, see call_sql.py) as the state machine's facts and as JSON; event dedupe keys."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from commhub.errors import NotFound
 from commhub.store.call_sql import CallRow
-from commhub.store.models import Agent, Call
 from commhub.telephony.calls import CallFacts
 from commhub.telephony.contract import CallEvent, Outcome
 
-MAX_PAGE = 200
+MAX_PAGE = 200  # the longest page of GET /api/calls
 
 
-def get_call(session: Session, call_id: int) -> Call:
-    call = session.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"no call with id {call_id}")
-    return call
-
-
-def facts_of(call: Call | CallRow) -> CallFacts:
+def facts_of(call: CallRow) -> CallFacts:
     return CallFacts(direction=call.direction, started_at=call.started_at, answered_at=call.answered_at,
                      ended_at=call.ended_at, answered_by=call.answered_by,
                      vendor_outcome=Outcome(call.vendor_outcome) if call.vendor_outcome else None,
                      duration=call.duration)
 
 
-def store_facts(call: Call | CallRow, facts: CallFacts) -> None:
+def store_facts(call: CallRow, facts: CallFacts) -> None:
     call.state = facts.state
     call.started_at = facts.started_at
     call.answered_at = facts.answered_at
@@ -67,20 +51,7 @@ def event_data(event: CallEvent) -> dict[str, Any]:
     return data
 
 
-def list_calls(session: Session, *, state: str | None = None, direction: str | None = None,
-                     before: int | None = None, limit: int = 50) -> list[Call]:
-    statement = select(Call)
-    if state:
-        statement = statement.where(Call.state == state)
-    if direction:
-        statement = statement.where(Call.direction == direction)
-    if before:
-        statement = statement.where(Call.id < before)
-    limit = max(1, min(limit, MAX_PAGE))
-    return list(session.scalars(statement.order_by(Call.id.desc()).limit(limit)))
-
-
-def call_json(call: Call | CallRow, agents: dict[int, str] | None = None) -> dict[str, Any]:
+def call_json(call: CallRow, agents: dict[int, str] | None = None) -> dict[str, Any]:
     agents = agents or {}
     answered_by = None
     if call.answered_by_agent_id is not None or call.answered_by:
@@ -102,9 +73,3 @@ def call_json(call: Call | CallRow, agents: dict[int, str] | None = None) -> dic
     }
 
 
-def agent_names(session: Session, ids: set[int | None]) -> dict[int, str]:
-    wanted = {agent_id for agent_id in ids if agent_id is not None}
-    if not wanted:
-        return {}
-    return {agent_id: name for agent_id, name in session.execute(select(Agent.id, Agent.name)
-                                                                .where(Agent.id.in_(wanted)))}

@@ -1,7 +1,6 @@
 """The unified timeline: entries of every kind, linked to each contact and organization they concern.
 
-Writing an entry is synchronous SQLAlchemy; async callers use `await session.run_sync(add_entry, …)`.
-The call path writes its entries through `call_sql.py`.
+Entries are written in one place, `CallSql.add_entry` (calls, notes, the demo set); this module reads.
 """
 
 from __future__ import annotations
@@ -9,31 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest
-from commhub.store.models import Agent, Contact, HistoryEntry, HistoryLink, utcnow
+from commhub.store.models import Agent, Contact, HistoryEntry, HistoryLink
 
 MAX_PAGE = 200
-
-
-def add_entry(session: Session, *, kind: str, title: str = "", body: str = "",
-                    data: dict[str, Any] | None = None, agent_id: int | None = None,
-                    contact_ids: list[int] = (), organization_ids: list[int] = (),  # type: ignore[assignment]
-                    occurred_at: datetime | None = None, call_id: int | None = None) -> HistoryEntry:
-    occurred_at = occurred_at or utcnow()
-    entry = HistoryEntry(kind=kind, title=title, body=body, data=data or {}, agent_id=agent_id,
-                         occurred_at=occurred_at, call_id=call_id)
-    session.add(entry)
-    session.flush()
-    links = ([{"contact_id": cid} for cid in dict.fromkeys(contact_ids)]
-             + [{"organization_id": oid} for oid in dict.fromkeys(organization_ids)])
-    if links:
-        session.execute(insert(HistoryLink), [{"entry_id": entry.id, "occurred_at": occurred_at, **link}
-                                                    for link in links])
-    return entry
 
 
 def encode_cursor(entry: HistoryEntry) -> str:
@@ -94,7 +76,3 @@ def entries_json(session: Session, entries: list[HistoryEntry]) -> list[dict[str
         "agent": agents.get(entry.agent_id) if entry.agent_id else None,
         "contact_ids": links[entry.id][0], "organization_ids": links[entry.id][1],
     } for entry in entries]
-
-
-def entry_json(session: Session, entry: HistoryEntry) -> dict[str, Any]:
-    return entries_json(session, [entry])[0]

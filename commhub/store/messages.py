@@ -11,11 +11,6 @@ from sqlalchemy.orm import Session
 from commhub.store.models import AgentMessage
 
 
-def last_seq(session: Session, agent_id: int) -> int:
-    return session.scalar(select(func.coalesce(func.max(AgentMessage.seq), 0))
-                                .where(AgentMessage.agent_id == agent_id)) or 0
-
-
 def since(session: Session, agent_id: int, after: int, *, not_before: datetime, limit: int) -> list[AgentMessage]:
     """The newest `limit` kept messages after seq `after`, oldest first."""
     newest = list(session.scalars(

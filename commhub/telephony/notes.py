@@ -33,14 +33,20 @@ def note_on_call(sql: CallSql, dispatcher: Dispatcher, call_id: int, agent_id: i
     return entry, dispatcher.stage(sql, [*call.agent_ids, agent_id], "history.added", {"entry": entry})
 
 
-def note_on_contact(sql: CallSql, dispatcher: Dispatcher, contact_id: int, agent_id: int,
-                    text: object) -> tuple[dict[str, Any], list[Message]]:
+def note_on_file(sql: CallSql, dispatcher: Dispatcher, kind: str, file_id: int, agent_id: int,
+                 text: object) -> tuple[dict[str, Any], list[Message]]:
+    """A note on a contact (it shows in its company's timeline too) or on an organization."""
     body = clean_text(text)
-    rows = sql.db.rows("SELECT organization_id FROM contacts WHERE id = :id", {"id": contact_id})
-    if not rows:
-        raise NotFound(f"no contact with id {contact_id}")
-    organizations = [rows[0][0]] if rows[0][0] is not None else []
-    entry = _add(sql, body, agent_id, [contact_id], organizations, {}, None)
+    table = "contacts" if kind == "contact" else "organizations"
+    found = sql.db.rows(f"SELECT {'organization_id' if kind == 'contact' else 'id'} FROM {table} WHERE id = :id",
+                        {"id": file_id})
+    if not found:
+        raise NotFound(f"no {kind} with id {file_id}")
+    if kind == "contact":
+        contacts, organizations = [file_id], [found[0][0]] if found[0][0] is not None else []
+    else:
+        contacts, organizations = [], [file_id]
+    entry = _add(sql, body, agent_id, contacts, organizations, {}, None)
     return entry, dispatcher.stage(sql, [agent_id], "history.added", {"entry": entry})
 
 

@@ -25,6 +25,7 @@ from commhub.push.dispatch import Dispatcher, Message, encode, write_and_push
 from commhub.push.hub import AgentSession
 from commhub.store import messages
 from commhub.store.call_sql import CallSql
+from commhub.store.sql_db import SessionDb
 from commhub.store.agents import authenticate
 from commhub.store.models import Agent
 from commhub.telephony import notes
@@ -113,7 +114,7 @@ async def _reply(request: web.Request, agent: Agent, type_: str, payload: dict[s
     seq = dispatcher.current_seq(agent.id)
     if seq is None:
         async with request.app[SESSIONS]() as session:
-            seq = await session.run_sync(messages.last_seq, agent.id)
+            seq = await session.run_sync(lambda sync: CallSql(SessionDb(sync)).last_seq(agent.id))
     return encode(type_, seq, datetime.now(UTC), payload)
 
 
@@ -153,7 +154,7 @@ async def _resume(request: web.Request, session: AgentSession, agent: Agent, aft
     async with request.app[SESSIONS]() as db:
         kept = await db.run_sync(messages.since, agent.id, after, not_before=not_before,
                                  limit=push.backlog_messages)
-        newest = await db.run_sync(messages.last_seq, agent.id)
+        newest = await db.run_sync(lambda sync: CallSql(SessionDb(sync)).last_seq(agent.id))
     # Complete when nothing between `after` and the newest message was forgotten (by age or by count).
     complete = kept[0].seq == after + 1 if kept else after >= newest
     replayed = await session.replay(
@@ -171,7 +172,7 @@ async def _note(request: web.Request, session: AgentSession, agent: Agent, messa
     def write(db: CallSql, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
         if isinstance(call_id, int):
             return notes.note_on_call(db, dispatcher, call_id, agent.id, text)
-        return notes.note_on_contact(db, dispatcher, contact_id, agent.id, text)
+        return notes.note_on_file(db, dispatcher, "contact", contact_id, agent.id, text)
 
     app = request.app
     entry = await write_and_push(app[CALL_DATABASE], app[DISPATCHER], app[HUB].deliver, write)

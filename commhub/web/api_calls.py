@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from commhub.errors import BadRequest, NotFound
 from commhub.keys import DISPATCHER, HUB, SESSIONS, CALL_DATABASE
 from commhub.push.dispatch import Dispatcher, Message, T, Work, write_and_push
 from commhub.store import calls as stored
 from commhub.store.call_sql import CallSql
+from commhub.store.sql_db import SessionDb
 from commhub.store.models import Task, utcnow
 from commhub.telephony import notes
 from commhub.telephony.calls import STATES
@@ -32,25 +33,31 @@ async def list_calls(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 50, high=stored.MAX_PAGE)
     before = int_param(request, "before", 0, low=0, high=2**31 - 1) or None
 
-    def read(session: Session) -> tuple[list[dict[str, Any]], int | None]:
-        found = stored.list_calls(session, state=state, direction=direction, before=before, limit=limit)
-        names = stored.agent_names(session, {c.answered_by_agent_id for c in found})
+    def read(sql: CallSql) -> tuple[list[dict[str, Any]], int | None]:
+        found = sql.list_calls(state=state, direction=direction, before=before, limit=limit)
+        names = sql.agent_names(call.answered_by_agent_id for call in found)
         return [stored.call_json(call, names) for call in found], found[-1].id if len(found) == limit else None
 
-    async with request.app[SESSIONS]() as session:
-        items, after = await session.run_sync(read)
+    items, after = await _read(request, read)
     return web.json_response({"items": items, "next": after})
 
 
 async def get_call(request: web.Request) -> web.Response:
     call_id = path_id(request)
 
-    def read(session: Session) -> dict[str, Any]:
-        call = stored.get_call(session, call_id)
-        return stored.call_json(call, stored.agent_names(session, {call.answered_by_agent_id}))
+    def read(sql: CallSql) -> dict[str, Any]:
+        call = sql.get_call(call_id)
+        if call is None:
+            raise NotFound(f"no call with id {call_id}")
+        return stored.call_json(call, sql.agent_names([call.answered_by_agent_id]))
 
+    return web.json_response(await _read(request, read))
+
+
+async def _read(request: web.Request, read: Callable[[CallSql], T]) -> T:
+    """Reads through the call path's SQL, on an ordinary session: they need no place in its queue."""
     async with request.app[SESSIONS]() as session:
-        return web.json_response(await session.run_sync(read))
+        return await session.run_sync(lambda sync: read(CallSql(SessionDb(sync))))
 
 
 async def add_call_note(request: web.Request) -> web.Response:

@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.contacts.names import contact_key, fold
 from commhub.errors import BadRequest, ValidationFailed
-from commhub.keys import CALLER_ID, SESSIONS, SETTINGS
+from commhub.keys import CALL_DATABASE, CALLER_ID, DISPATCHER, HUB, SESSIONS, SETTINGS
 from commhub.log import get_logger
+from commhub.push.dispatch import write_and_push
 from commhub.store import files, history
 from commhub.store.models import Contact, Organization
+from commhub.telephony import notes
 from commhub.web.bodies import (
     current_agent,
     int_param,
@@ -140,16 +142,7 @@ async def contact_history(request: web.Request) -> web.Response:
 
 
 async def add_contact_note(request: web.Request) -> web.Response:
-    contact_id = path_id(request)
-    body = await read_json(request, NoteIn)
-    async with request.app[SESSIONS]() as session, session.begin():
-        contact = await files.get_contact(session, contact_id)
-        organization_ids = [contact.organization_id] if contact.organization_id else []
-        entry = await session.run_sync(history.add_entry, kind="note", body=body.text,
-                                       agent_id=current_agent(request).id, contact_ids=[contact_id],
-                                       organization_ids=organization_ids)
-        payload = await session.run_sync(history.entry_json, entry)
-    return web.json_response(payload, status=201)
+    return await _add_note(request, "contact")
 
 
 async def list_organizations(request: web.Request) -> web.Response:
@@ -189,11 +182,15 @@ async def organization_history(request: web.Request) -> web.Response:
 
 
 async def add_organization_note(request: web.Request) -> web.Response:
-    organization_id = path_id(request)
+    return await _add_note(request, "organization")
+
+
+async def _add_note(request: web.Request, kind: str) -> web.Response:
+    """The same note writer as the agent WebSocket's: other sessions of the agent see it at once."""
+    file_id, agent_id = path_id(request), current_agent(request).id
     body = await read_json(request, NoteIn)
-    async with request.app[SESSIONS]() as session, session.begin():
-        await files.get_organization(session, organization_id)
-        entry = await session.run_sync(history.add_entry, kind="note", body=body.text,
-                                       agent_id=current_agent(request).id, organization_ids=[organization_id])
-        payload = await session.run_sync(history.entry_json, entry)
-    return web.json_response(payload, status=201)
+    app = request.app
+    entry = await write_and_push(app[CALL_DATABASE], app[DISPATCHER], app[HUB].deliver,
+                                 lambda sql, dispatcher: notes.note_on_file(sql, dispatcher, kind, file_id,
+                                                                             agent_id, body.text))
+    return web.json_response(entry, status=201)

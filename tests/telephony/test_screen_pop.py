@@ -15,7 +15,7 @@ async def test_the_ringing_agent_gets_the_pop_with_the_customer_file(office: Off
     await office.phone.ring("c-1", MUELLER_DIRECT, "10")
     pop = await anna.next_of("call.ringing")
     assert pop["call"]["state"] == "ringing" and pop["call"]["direction"] == "in"
-    assert pop["caller"]["e164"] == "+493012345671" + "0"
+    assert pop["caller"]["e164"] == "+4930123456710"
     best = pop["matches"][0]
     assert (best["kind"], best["name"], best["company"], best["via"]) == (
         "contact", "Jürgen Müller", "Müller Haustechnik GmbH", "exact")
@@ -232,3 +232,17 @@ async def test_an_outbound_call_pops_the_customer_for_the_dialling_agent_and_fil
     assert ended["call"]["state"] == "busy" and ended["call"]["task_id"] is None
     history = await office.get(f"/api/contacts/{pop['matches'][0]['id']}/history")
     assert history["items"][0]["title"] == "Outgoing call, busy"
+
+
+async def test_a_note_written_in_the_rest_api_reaches_the_agents_other_sessions(office: Office) -> None:
+    anna = await office.agent("anna")
+    contact = (await office.get("/api/contacts?phone=0171%202345678"))["matches"][0]
+    async with office.http.post(f"{office.base}/api/contacts/{contact['id']}/notes",
+                                json={"text": "Angebot angenommen\nDetails folgen"},
+                                headers=office.headers("anna")) as response:
+        assert response.status == 201
+        entry = await response.json()
+    assert entry["title"] == "Angebot angenommen" and entry["organization_ids"] == [contact["organization_id"]]
+    assert (await anna.next_of("history.added"))["entry"] == entry
+    timeline = await office.get(f"/api/organizations/{contact['organization_id']}/history")
+    assert timeline["items"][0]["id"] == entry["id"]
