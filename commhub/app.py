@@ -23,6 +23,8 @@ from commhub.keys import (
     SETTINGS,
     SOURCES,
     CALL_DATABASE,
+    MAIL_DATABASE,
+    MAIL_SERVICE,
 )
 from commhub.log import get_logger
 from commhub.settings import Settings
@@ -33,6 +35,8 @@ from commhub.store import messages
 from commhub.store.migrate import upgrade
 from commhub.store.models import utcnow
 from commhub.store.call_db import CallDatabase
+from commhub.store.mail_db import MailDatabase
+from commhub.mail.service import MailService
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
@@ -55,6 +59,7 @@ def build_app(settings: Settings) -> web.Application:
     app[DISPATCHER] = Dispatcher()
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(telephony)
+    app.cleanup_ctx.append(mail)
     app.cleanup_ctx.append(backlog_pruning)
     app.cleanup_ctx.append(wal_checkpoints)
     app.on_startup.append(freeze_startup_objects)
@@ -87,6 +92,18 @@ async def telephony(app: web.Application) -> AsyncIterator[None]:
     app[CALL_DESK] = CallDesk(app[CALL_DATABASE], app[CALLER_ID], app[DISPATCHER], app[HUB],
                               region=app[SETTINGS].phone.default_region)
     yield
+
+
+async def mail(app: web.Application) -> AsyncIterator[None]:
+    """The mailboxes' archivers and the outbox, each a task of its own."""
+    app[MAIL_DATABASE] = MailDatabase(app[SETTINGS].database.url, app[SESSIONS])
+    app[MAIL_SERVICE] = MailService(app[SETTINGS], app[MAIL_DATABASE])
+    app[MAIL_SERVICE].start()
+    try:
+        yield
+    finally:
+        await app[MAIL_SERVICE].stop()
+        app[MAIL_DATABASE].close()
 
 
 async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:

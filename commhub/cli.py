@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from commhub import __version__
-from commhub.commands import agents, contacts, db, listen, serve
+from commhub.commands import agents, contacts, db, listen, mail, serve
 from commhub.errors import CommhubError
 from commhub.log import configure_logging
 from commhub.settings import Settings, load_settings
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                   required=True), common)
     _agents(verbs.add_parser("agents", help="agents and tokens").add_subparsers(dest="agents_verb",
                                                                                  required=True), common)
+    _mail(verbs.add_parser("mail", help="mailboxes and sending").add_subparsers(dest="mail_verb", required=True),
+          common)
     return parser
 
 
@@ -84,6 +86,30 @@ def _agents(verbs: Any, common: argparse.ArgumentParser) -> None:
     token.add_argument("--label", default="cli")
     token.set_defaults(command=agents.agents_token)
     verbs.add_parser("list", parents=[common], help="list agents").set_defaults(command=agents.agents_list)
+
+
+def _mail(verbs: Any, common: argparse.ArgumentParser) -> None:
+    testing = verbs.add_parser("test", parents=[common], help="check a mailbox: connection, TLS, login, "
+                                                                "folders, capabilities")
+    testing.add_argument("mailbox", help="a [[mailboxes]] name")
+    testing.set_defaults(command=mail.mail_test)
+    syncing = verbs.add_parser("sync", parents=[common], help="archive what is new once, then exit")
+    syncing.add_argument("mailbox", nargs="?", help="only this mailbox (default: all)")
+    syncing.set_defaults(command=mail.mail_sync)
+    sending = verbs.add_parser("send", parents=[common], help="send an email (filed in the history; queued "
+                                                                "when the SMTP server is down)")
+    sending.add_argument("--to", action="append", help="recipient (repeatable)")
+    sending.add_argument("--cc", action="append", help="copy recipient (repeatable)")
+    sending.add_argument("--bcc", action="append", help="blind copy recipient (repeatable)")
+    sending.add_argument("--subject", required=True)
+    sending.add_argument("--text", help="the message text (default: read from standard input)")
+    sending.add_argument("--contact", type=int, help="also file it to this contact id")
+    sending.set_defaults(command=mail.mail_send)
+    for verb, helptext, command in (("unassigned", "mail no contact matched yet", mail.mail_unassigned),
+                                    ("warnings", "oversized, unparsable or undeliverable mail", mail.mail_warnings)):
+        listing = verbs.add_parser(verb, parents=[common], help=helptext)
+        listing.add_argument("--limit", type=int, default=50)
+        listing.set_defaults(command=command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commhub.contacts.caller_id import CallerId
+from commhub.mail.service import MailService
 from commhub.push.dispatch import Dispatcher
 from commhub.push.hub import Hub
 from commhub.settings import Settings
 from commhub.store.models import Agent
 from commhub.store.call_db import CallDatabase
+from commhub.store.mail_db import MailDatabase
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
@@ -25,6 +27,8 @@ HUB = web.AppKey("hub", Hub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CALL_DESK = web.AppKey("call_desk", CallDesk)
 CALL_DATABASE = web.AppKey("call_database", CallDatabase)
+MAIL_DATABASE = web.AppKey("mail_database", MailDatabase)
+MAIL_SERVICE = web.AppKey("mail_service", MailService)
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)

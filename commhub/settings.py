@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import phonenumbers
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from commhub.errors import ConfigError
@@ -76,26 +77,103 @@ class SourceSettings(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class MailboxSettings(Section):
+Secret = SecretStr | None
+
+
+class MailAuth(Section):
+    """LOGIN with a password, or XOAUTH2 (Microsoft 365, Google) with a token from config or a command."""
+
+    username: str | None = None
+    password: Secret = None
+    auth: Literal["login", "xoauth2"] = "login"
+    oauth_token: Secret = None
+    # Run (no shell) to get a fresh access token on every connect: tokens expire about hourly.
+    oauth_token_command: list[str] | None = None
+    # A PEM file of certificate authorities to trust besides the system's (a company's own CA).
+    ca_file: str | None = None
+    timeout_seconds: float = Field(30, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.auth == "xoauth2" and not (self.oauth_token or self.oauth_token_command):
+            raise ValueError('auth = "xoauth2" needs oauth_token or oauth_token_command')
+        if self.auth == "xoauth2" and not self.username:
+            raise ValueError('auth = "xoauth2" needs a username')
+        return self
+
+
+class MailboxSettings(MailAuth):
     name: Name
     host: str
     port: int | None = Field(None, ge=1, le=65535)
     tls: Literal["ssl", "starttls", "none"] = "ssl"
     username: str
-    password: SecretStr | None = None
-    folders: list[str] = Field(default_factory=lambda: ["INBOX"])
+    folders: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=lambda: ["INBOX"], min_length=1)
     mode: Literal["idle", "poll"] = "idle"
     poll_seconds: int = Field(60, ge=5)
     after_archive: Annotated[str, Field(pattern=r"^(keep|seen|delete|move:.+)$")] = "keep"
+    # The mailbox's own addresses (default: the username when it is one): mail from them is outgoing.
+    addresses: list[str] = Field(default_factory=list)
+    # Messages per UID FETCH: aioimaplib slows down on large responses (IMAP-NOTES), 50–200 is fast.
+    batch_size: int = Field(100, ge=1, le=500)
+    # Connections used for a folder's first import (later runs need one).
+    connections: int = Field(2, ge=1, le=4)
+    # Larger messages are filed from their header only, with a warning for the admins.
+    max_message_mb: float = Field(25, gt=0, le=1024)
+
+    @field_validator("folders")
+    @classmethod
+    def _unique_folders(cls, folders: list[str]) -> list[str]:
+        if len(set(folders)) != len(folders):
+            raise ValueError("folders must be unique")
+        return folders
+
+    @model_validator(mode="after")
+    def _loopback_without_tls(self) -> Self:
+        if self.tls == "none" and not is_loopback(self.host):
+            raise ValueError('tls = "none" is only allowed for a server on this machine (127.0.0.1, ::1, localhost)')
+        return self
+
+    @property
+    def imap_port(self) -> int:
+        return self.port or (993 if self.tls == "ssl" else 143)
+
+    @property
+    def own_addresses(self) -> list[str]:
+        own = [a.strip().lower() for a in self.addresses]
+        if not own and "@" in self.username:
+            own = [self.username.strip().lower()]
+        return own
+
+    @property
+    def move_target(self) -> str | None:
+        return self.after_archive.removeprefix("move:") if self.after_archive.startswith("move:") else None
 
 
-class SmtpSettings(Section):
+class SmtpSettings(MailAuth):
     host: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
     tls: Literal["ssl", "starttls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
     from_: str | None = Field(None, alias="from")
+    # Where sent mail is appended (IMAP APPEND), e.g. sent_mailbox = "vertrieb", sent_folder = "Sent".
+    sent_mailbox: str | None = None
+    sent_folder: str = "Sent"
+    # The outbox retries a failed send with growing pauses for this long, then gives up and says so.
+    retry_hours: float = Field(48, gt=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _loopback_without_tls(self) -> Self:
+        if self.host and self.tls == "none" and not is_loopback(self.host):
+            raise ValueError('tls = "none" is only allowed for a server on this machine (127.0.0.1, ::1, localhost)')
+        return self
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587, "none": 25}[self.tls]
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class AgentDefaults(Section):
@@ -137,6 +215,13 @@ class Settings(Section):
         if duplicates:
             raise ValueError(f"names must be unique, repeated: {', '.join(duplicates)}")
         return items
+
+    @model_validator(mode="after")
+    def _sent_mailbox_exists(self) -> Self:
+        names = {mailbox.name for mailbox in self.mailboxes}
+        if self.smtp.sent_mailbox and self.smtp.sent_mailbox not in names:
+            raise ValueError(f"smtp.sent_mailbox: no [[mailboxes]] entry named {self.smtp.sent_mailbox!r}")
+        return self
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -23,6 +23,19 @@ def test_shipped_example_is_valid() -> None:
     assert settings.server.port == 8080 and settings.phone.default_region == "DE"
 
 
+def test_the_examples_commented_mail_sections_are_valid_when_switched_on(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    mail = text[text.index("# [[mailboxes]]"):]
+    switched_on = "\n".join(line.removeprefix("# ") for line in mail.splitlines()
+                            if line.startswith("# ") and ("=" in line or line.startswith("# [")))
+    switched_on = switched_on.replace('auth = "login"', 'auth = "xoauth2"', 1)  # the mailbox's, whose token lines follow
+    settings = load_settings(write(tmp_path, switched_on), environ={
+        "VERTRIEB_IMAP_PASSWORD": "p", "VERTRIEB_TOKEN": "t", "SMTP_PASSWORD": "p"})
+    [mailbox] = settings.mailboxes
+    assert (mailbox.auth, mailbox.folders, mailbox.imap_port) == ("xoauth2", ["INBOX", "Gesendete Objekte"], 993)
+    assert settings.smtp.sent_mailbox == "vertrieb" and settings.smtp.smtp_port == 587
+
+
 def test_starts_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None, environ={})
@@ -65,6 +78,16 @@ def test_env_secret_is_resolved(tmp_path: Path) -> None:
     ("", {"COMMHUB_DATABASE__URL": "mysql://x"}, "COMMHUB_DATABASE__URL: database.url: must start with"),
     ('[[mailboxes]]\nname = "m"\nhost = "h"\nusername = "u"\ntls = "maybe"\n', {},
      "mailboxes.0.tls: Input should be 'ssl', 'starttls' or 'none'"),
+    ('[[mailboxes]]\nname = "m"\nhost = "imap.example.de"\nusername = "u"\ntls = "none"\n', {},
+     'mailboxes.0: tls = "none" is only allowed for a server on this machine'),
+    ('[[mailboxes]]\nname = "m"\nhost = "h"\nusername = "u"\nauth = "xoauth2"\n', {},
+     'mailboxes.0: auth = "xoauth2" needs oauth_token or oauth_token_command'),
+    ('[[mailboxes]]\nname = "m"\nhost = "h"\nusername = "u"\nafter_archive = "archive"\n', {},
+     "mailboxes.0.after_archive: String should match pattern"),
+    ('[[mailboxes]]\nname = "m"\nhost = "h"\nusername = "u"\nfolders = ["INBOX", "INBOX"]\n', {},
+     "mailboxes.0.folders: folders must be unique"),
+    ('[smtp]\nhost = "smtp.example.de"\nsent_mailbox = "vertrieb"\n', {},
+     "smtp.sent_mailbox: no [[mailboxes]] entry named 'vertrieb'"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path: Path, text: str, environ: dict[str, str], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:

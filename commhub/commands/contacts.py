@@ -15,6 +15,7 @@ from commhub.contacts.caller_id import CallerId
 from commhub.contacts.duplicates import find_duplicates
 from commhub.contacts.importer import Importer, ImportReport
 from commhub.contacts.matching import CallerMatch
+from commhub.mail.filing import own_addresses
 from commhub.settings import Settings
 
 PROGRESS_EVERY_S = 1.0
@@ -28,7 +29,8 @@ async def contacts_import(settings: Settings, args: argparse.Namespace) -> int:
         err(f"{path}: cannot read: {exc.strerror}")
         return 1
     async with open_database(settings) as db:
-        importer = Importer(db.sessions, region=settings.phone.default_region, progress=_progress_printer())
+        importer = Importer(db.sessions, region=settings.phone.default_region, progress=_progress_printer(),
+                            own=own_addresses(settings))
         report = await importer.run_file(path.name, data)
     _print_report(path, report, show_warnings=not args.quiet)
     return 1 if report.rows and len(report.rejected) == report.rows else 0

@@ -34,6 +34,8 @@ from commhub.contacts.import_rows import (
 from commhub.contacts.names import contact_key
 from commhub.contacts.readers import read_import_file
 from commhub.contacts.records import ImportRow
+from commhub.mail.filing import OwnAddresses
+from commhub.mail.refiling import refile
 from commhub.store.files import organization_values
 from commhub.store.models import (
     Contact,
@@ -77,8 +79,10 @@ async def _finish(task: asyncio.Task[None] | None) -> None:
 class Importer:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, region: str = "DE",
                  progress: Callable[[ImportReport], None] | None = None,
-                 parallel_from_bytes: int = PARALLEL_FROM_BYTES, chunk_rows: int = CHUNK_ROWS) -> None:
+                 parallel_from_bytes: int = PARALLEL_FROM_BYTES, chunk_rows: int = CHUNK_ROWS,
+                 own: OwnAddresses | None = None) -> None:
         self.sessions = sessions
+        self.own = own or OwnAddresses()
         self.region = region
         self.progress = progress
         self.parallel_from_bytes = parallel_from_bytes
@@ -131,6 +135,9 @@ class Importer:
                 # default 2 MB page cache; this is the importer's own connection setting, not the server's.
                 await connection.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
             await _ChunkWriter(session, report, self.known_companies).write(chunk)
+            # Mail that waited for these addresses (or companies' domains) is filed with them.
+            await refile(session, self.own, addresses=[e["address"] for row in chunk for e in row.emails],
+                         domains={row.company_domain for row in chunk if row.company_domain})
 
 
 async def _chunks(rows: Iterable[ImportRow], region: str, chunk_rows: int) -> AsyncIterator[PreparedChunk]:

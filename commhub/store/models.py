@@ -11,11 +11,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -197,6 +199,8 @@ class HistoryEntry(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     # The call an entry belongs to: the call itself and every note written on it share it.
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    # The email an entry shows (one entry per message, however many folders hold it).
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id", ondelete="SET NULL"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -308,3 +312,141 @@ class AgentMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     __table_args__ = (UniqueConstraint("agent_id", "seq"),)
+
+
+class Blob(Base):
+    """Raw messages and attachments, stored once per content (sha256), however many emails share them."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Email(Base):
+    """One message, however many mailboxes and folders hold it (`message_key`: Message-ID or content hash)."""
+
+    __tablename__ = "emails"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_key: Mapped[str] = mapped_column(String(400), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(400))
+    thread_key: Mapped[str] = mapped_column(String(400), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(400))
+    refs: Mapped[list[str]] = mapped_column(Json, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    direction: Mapped[str] = mapped_column(String(3), default="in")
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    addresses: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)  # role → [[name, address], …]
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str | None] = mapped_column(Text)
+    raw_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    flags: Mapped[list[str]] = mapped_column(Json, default=list)  # auto_reply, bounce, bulk
+    problems: Mapped[list[str]] = mapped_column(Json, default=list)
+    headers_only: Mapped[bool] = mapped_column(default=False)  # over the size limit: only the header was fetched
+    unparsable: Mapped[bool] = mapped_column(default=False)  # kept raw, shown to admins
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    assigned: Mapped[bool] = mapped_column(default=False)  # linked to at least one contact or organization
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint("status IN ('received', 'queued', 'sent', 'failed')", name="status"),
+        Index("ix_emails_assigned_created", "assigned", "created_at"),
+    )
+
+
+class EmailLocation(Base):
+    """Where the server keeps a message: (mailbox, folder, UIDVALIDITY, UID) names it forever."""
+
+    __tablename__ = "email_locations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(300))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("mailbox", "folder", "uidvalidity", "uid"),)
+
+
+class EmailParticipant(Base):
+    """Every address a message names, so mail is filed retroactively when a contact with it appears."""
+
+    __tablename__ = "email_participants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+
+
+class EmailAttachment(Base):
+    __tablename__ = "email_attachments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)
+    blob_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(500), default="")
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    content_id: Mapped[str | None] = mapped_column(String(300))
+    inline: Mapped[bool] = mapped_column(default=False)
+
+
+class MailCheckpoint(Base):
+    """What of a folder is archived: everything up to `last_uid` under `uidvalidity`.
+
+    Advanced in the transaction that stores the messages, so a crash never skips or repeats one.
+    """
+
+    __tablename__ = "mail_checkpoints"
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailTombstone(Base):
+    """An erased message's key and content hash (sha256): it is never filed again from the server."""
+
+    __tablename__ = "mail_tombstones"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailWarning(Base):
+    """What an admin must see: an oversized or unparsable message, a mailbox that cannot be reached."""
+
+    __tablename__ = "mail_warnings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str | None] = mapped_column(String(300))
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class OutboxMessage(Base):
+    """Mail commhub sends: kept until the SMTP server took it, retried with growing pauses."""
+
+    __tablename__ = "mail_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id", ondelete="SET NULL"), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    mail_from: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[str]] = mapped_column(Json, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    appended: Mapped[bool] = mapped_column(default=False)  # copied to the Sent folder
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'sent', 'failed')", name="status"),
+        Index("ix_mail_outbox_status_next", "status", "next_attempt_at"),
+    )

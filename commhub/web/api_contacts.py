@@ -12,6 +12,8 @@ from commhub.contacts.names import contact_key, fold
 from commhub.errors import BadRequest, ValidationFailed
 from commhub.keys import CALL_DATABASE, CALLER_ID, DISPATCHER, HUB, SESSIONS, SETTINGS
 from commhub.log import get_logger
+from commhub.mail.filing import own_addresses
+from commhub.mail.refiling import refile
 from commhub.push.dispatch import write_and_push
 from commhub.store import files, history
 from commhub.store.models import Contact, Organization
@@ -61,6 +63,7 @@ async def create_contact(request: web.Request) -> web.Response:
             raise ValidationFailed("a contact needs a first or last name; create a company at /api/organizations")
         _kind, contact_id, problems = await files.create_file(session, record, _region(request),
                                                               organization_id=body.organization_id)
+        await refile(session, own_addresses(request.app[SETTINGS]), addresses=record.emails)
     async with request.app[SESSIONS]() as session:
         payload = await files.contact_json(session, await files.get_contact(session, contact_id))
     log.info("contact.created", id=contact_id, by=current_agent(request).id)
@@ -107,6 +110,8 @@ async def patch_contact(request: web.Request) -> web.Response:
             session, {"contact_id": contact_id},
             files.phone_values(record.phones, _region(request), problems) if "phones" in sent else None,
             files.email_values(record.emails, problems) if "emails" in sent else None)
+        if "emails" in sent:
+            await refile(session, own_addresses(request.app[SETTINGS]), addresses=record.emails)
     async with request.app[SESSIONS]() as session:
         payload = await files.contact_json(session, await files.get_contact(session, contact_id))
     return web.json_response({**payload, "warnings": problems.messages})
@@ -159,7 +164,11 @@ async def list_organizations(request: web.Request) -> web.Response:
 async def create_organization(request: web.Request) -> web.Response:
     body = await read_json(request, OrganizationIn)
     async with request.app[SESSIONS]() as session, session.begin():
-        _kind, organization_id, problems = await files.create_file(session, body.to_record(), _region(request))
+        record = body.to_record()
+        _kind, organization_id, problems = await files.create_file(session, record, _region(request))
+        organization = await files.get_organization(session, organization_id)
+        await refile(session, own_addresses(request.app[SETTINGS]), addresses=record.emails,
+                     domains=[organization.domain or ""])
     async with request.app[SESSIONS]() as session:
         payload = await files.organization_json(session, await files.get_organization(session, organization_id))
     return web.json_response({**payload, "warnings": problems.messages}, status=201)

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from commhub.web import agent_socket, api_agents, api_calls, api_contacts, health, lookup, openapi, webhooks
+from commhub.web import (
+    agent_socket,
+    api_agents,
+    api_calls,
+    api_contacts,
+    api_mail,
+    health,
+    lookup,
+    openapi,
+    webhooks,
+)
 from commhub.web.schemas import AgentIn, ContactIn, ContactPatch, NoteIn, OrganizationIn
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,6 +75,23 @@ ROUTES: tuple[Route, ...] = (
                  "limit": "1–200"}),
     Route("PATCH", "/api/tasks/{id}", api_calls.patch_task, "Mark a task done, cancelled or open again",
           body=api_calls.TaskPatch),
+    Route("GET", "/api/emails/{id}", api_mail.get_email,
+          "One email: addresses, text, sanitised HTML, attachments, where the server keeps it, its thread"),
+    Route("GET", "/api/emails/{id}/attachments/{attachment_id}", api_mail.get_attachment,
+          "An attachment's content (images and PDF inline, everything else as a download)"),
+    Route("GET", "/api/emails/{id}/raw", api_mail.get_raw, "The message as received (message/rfc822)"),
+    Route("DELETE", "/api/emails/{id}", api_mail.delete_email,
+          "Erase an email for good: it is never filed again from the server", admin=True, status=204),
+    Route("GET", "/api/mail/unassigned", api_mail.unassigned,
+          "Mail no contact or organization matched yet, newest first (filed when a matching file appears)",
+          query={"limit": "1–200", "before": "cursor: the `next` of the previous page"}),
+    Route("GET", "/api/mail/warnings", api_mail.warnings,
+          "Oversized, unparsable or undeliverable mail, newest first", admin=True, query={"limit": "1–500"}),
+    Route("GET", "/api/mail/status", api_mail.status, "Each watched folder: connected, last sync, last error",
+          admin=True),
+    Route("POST", "/api/mail/send", api_mail.send,
+          "Send an email: filed in the history at once; 201 when the SMTP server took it, 202 when queued",
+          body=api_mail.MailIn, status=201),
     Route("POST", "/hooks/{source}", webhooks.receive_hook,
           "A phone system's call event (vendor format; verified by signature or ?token=)", public=True),
     Route("GET", "/hooks/{source}", webhooks.receive_hook,

@@ -1,0 +1,1 @@
+"""Email: IMAP mailboxes archived into the contact history, and mail sent from commhub."""
