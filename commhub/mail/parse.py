@@ -255,9 +255,11 @@ class _Masked:
 
 
 def _mask(raw: bytes) -> _Masked:
-    if _MARKER in raw or _RENAMED in raw:  # a message crafted to confuse the masking: parse it as it is
-        return _Masked(raw)
     elided, runs = _elide(raw)
+    # Searched for in what the parser will see (inside elided stretches they do no harm): a message
+    # crafted to look masked already is parsed as it is.
+    if elided.count(_MARKER) != len(runs) or _RENAMED in elided:
+        return _Masked(raw)
     lowered = elided.lower()
     if runs and b"delivery-status" in lowered:  # there the parser splits at blank lines too
         elided, runs, lowered = raw, [], raw.lower()
@@ -273,10 +275,7 @@ def _elide(raw: bytes) -> tuple[bytes, list[bytes]]:
     copied = position = 0
     while (blank := _BLANK_LINE.search(raw, position)) is not None:
         start = blank.end()
-        # From the blank line's own line ending, in case the very next line is a boundary; the parser
-        # also ends a line at a lone CR.
-        position = _find(raw, b"\n-", start - 1, len(raw))
-        position = _find(raw, b"\r-", start - 1, position)
+        position = _dash_line(raw, start)
         # The line ending before the boundary (or before the end, when a close boundary is missing)
         # stays: the parser takes it off the part.
         end = position - 1 if position == len(raw) and raw.endswith((b"\n", b"\r")) else position
@@ -292,9 +291,13 @@ def _elide(raw: bytes) -> tuple[bytes, list[bytes]]:
     return b"".join(pieces), runs
 
 
-def _find(raw: bytes, needle: bytes, start: int, end: int) -> int:
-    found = raw.find(needle, start, end)
-    return end if found < 0 else found
+def _dash_line(raw: bytes, start: int) -> int:
+    """Where the line ending before the next line starting with "-" is (the parser also ends a line
+    at a lone CR), or the end of `raw`. Searching for "-" alone is fast: base64 never contains it."""
+    found = raw.find(b"-", start)
+    while found > 0 and raw[found - 1] not in b"\r\n":
+        found = raw.find(b"-", found + 1)
+    return len(raw) if found < 0 else found - 1
 
 
 def _rename_boundaries(raw: bytes, lowered: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -306,8 +309,8 @@ def _rename_boundaries(raw: bytes, lowered: bytes) -> tuple[bytes, list[tuple[by
         if value is None or not _in_multipart_content_type(lowered, position - 1):
             continue
         group = 1 if value.group(1) is not None else 2
-        original = value.group(group).rstrip()  # as Message.get_boundary() reads it
-        if original:
+        original = value.group(group)
+        if original == original.rstrip():  # else get_boundary() would read it otherwise: leave it be
             pieces += (raw[copied:value.start(group)], names.setdefault(original, b"%s%d_=" % (_RENAMED, len(names))))
             copied = value.end(group)
     if not names:

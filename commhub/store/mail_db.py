@@ -24,6 +24,7 @@ from commhub.store.mail_sql import MailSql
 from commhub.store.sql_db import SessionDb, SqliteDb
 
 T = TypeVar("T")
+WAL_PAGES = 16384  # 64 MB at SQLite's 4 KB pages
 
 
 class MailDatabase:
@@ -52,6 +53,9 @@ class MailDatabase:
             self._connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             sqlite_pragmas(self._connection, None)
             self._connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            # An import writes ~20 KB per message; checkpointing (with its fsync) every 4 MB of WAL,
+            # SQLite's default, cost a tenth of the import (measured).
+            self._connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
         try:
