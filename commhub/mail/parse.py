@@ -3,7 +3,7 @@
 Speed decides the design. Parsing is the bottleneck of an IMAP import (IMAP-NOTES: the stdlib's
 `policy.default` costs about 1,900 µs per message, compat32 about 180 µs), so the MIME tree comes
 from the compat32 parser, fed a masked copy of the message that spares it two avoidable costs
-(long bodies read line by line, a regex compiled per boundary; see `_Masked`), and only the fields
+(long bodies read line by line, a regex compiled per boundary; see masking.py), and only the fields
 commhub keeps are decoded, here, with fast paths for the common shapes (plain address lists,
 unencoded parameters) and the stdlib for the rest.
 
@@ -15,9 +15,7 @@ exception. Every string handed out has passed `clean_text`, because PostgreSQL r
 from __future__ import annotations
 
 import binascii
-import codecs
 import hashlib
-import html as html_entities
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,9 +24,10 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from functools import lru_cache
 
-import nh3
+from commhub.mail.charsets import clean_text, decode, from_8bit, note
+from commhub.mail.html_text import html_to_text
+from commhub.mail.masking import Masked, mask, unbase64
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,269 +91,6 @@ _PARSER_ERRORS = (ValueError, TypeError, LookupError, IndexError)
 _MAX_DEPTH = 40  # real mail nests MIME parts fewer than 10 deep; more is an attack or a loop
 
 
-# --- text hygiene and charsets ---------------------------------------------------------------------
-
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-_UNSAFE_BYTES = bytes(sorted(set(range(0x20)) - {0x09, 0x0A, 0x0D}))
-
-
-def clean_text(value: str) -> str:
-    """`value` without C0 controls other than tab, LF and CR, and with lone surrogates as U+FFFD."""
-    # encode() finds lone surrogates and translate() finds controls, both in C: about 3x faster than
-    # a regex search, which counts for every 10 KB body.
-    try:
-        encoded = value.encode("utf-8")
-    except UnicodeEncodeError:
-        pass
-    else:
-        if len(encoded.translate(None, _UNSAFE_BYTES)) == len(encoded):
-            return value
-    return _UNSAFE.sub(lambda found: "\ufffd" if found.group() >= "\ud800" else "", value)
-
-
-# What mail clients mean by these labels (WHATWG Encoding Standard), where Python's codec is narrower.
-_LABELS = {
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
-    "shift_jis": "cp932", "x-sjis": "cp932", "iso-8859-8-i": "iso8859-8", "tis-620": "cp874",
-    "iso-8859-11": "cp874", "x-mac-roman": "mac-roman",
-}
-_LABEL = re.compile(r"[\"'\s]*([\w.:-]{1,64})")
-# Codecs whose ASCII bytes are not ASCII text (ISO-2022-JP is 7-bit with escape sequences).
-_NOT_ASCII_COMPATIBLE = ("utf-16", "utf-32", "utf-7", "iso2022", "hz")
-
-
-@lru_cache(maxsize=256)
-def _codec(charset: str) -> str | None:
-    """Python's codec name for a declared charset; None if unknown or not a text encoding."""
-    found = _LABEL.match(charset)  # drops quotes and comments: charset=us-ascii (Plain Text)
-    label = found.group(1).lower() if found else ""
-    try:
-        name = codecs.lookup(_LABELS.get(label, label)).name
-        b"".decode(name)  # LookupError for bytes-to-bytes codecs: a charset named "base64" or "rot13"
-    except (LookupError, ValueError):  # ValueError: a NUL in the name
-        return None
-    return name
-
-
-def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: a byte that is not UTF-8 is read as cp1252 (U+FFFD for its 5 holes)."""
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    return error.object[error.start:error.end].decode("cp1252", "replace"), error.end
-
-
-codecs.register_error("commhub-cp1252", _cp1252_fallback)
-
-
-def _decode(data: bytes, charset: str | None, problems: list[str]) -> str:
-    """Text from bytes: the declared charset, else UTF-8 with each stray byte read as cp1252.
-
-    Per byte rather than all-or-nothing, because one header or body often mixes both: a UTF-8
-    signature under a cp1252 reply, a Subject whose "€" was typed on another machine.
-    """
-    codec = _codec(charset) if charset else None
-    if charset and codec is None:
-        _note(problems, f"unknown charset {charset.strip()[:40]!r}")
-    if data.isascii() and (codec is None or not codec.startswith(_NOT_ASCII_COMPATIBLE)):
-        return data.decode("ascii")
-    if codec == "iso8859-1":  # mail software says latin-1 and sends cp1252 (€, „“, –)
-        try:
-            return data.decode("cp1252")
-        except UnicodeDecodeError:
-            return data.decode("iso8859-1")
-    if codec is not None and codec != "utf-8":
-        try:
-            return data.decode(codec)
-        except UnicodeError:  # not only UnicodeDecodeError: "undefined" and "idna" raise their parent
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        if charset:
-            _note(problems, f"text is not valid {charset.strip()[:40]}")
-    return data.decode("utf-8", "commhub-cp1252")
-
-
-def _from_8bit(value: str, problems: list[str]) -> str:
-    """Recover raw 8-bit header bytes (the parser surrogate-escapes them) as text."""
-    if value.isascii():
-        return value
-    return _decode(value.encode("utf-8", "surrogateescape"), None, problems)
-
-
-def _note(problems: list[str], problem: str) -> None:
-    if problem not in problems:
-        problems.append(problem)
-
-
-# --- transfer encodings and large bodies -----------------------------------------------------------
-
-_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_NOT_BASE64 = bytes(sorted(set(range(256)) - set(_BASE64_ALPHABET)))
-
-
-def _unbase64(encoded: bytes) -> tuple[bytes, bool]:
-    """Decoded bytes and whether the input was well-formed; truncated or dirty input decodes anyway."""
-    compact = encoded.translate(None, b" \t\r\n")
-    try:
-        return binascii.a2b_base64(compact, strict_mode=True), True
-    except binascii.Error:
-        pass
-    letters = compact.translate(None, _NOT_BASE64)
-    letters = letters[: len(letters) - (len(letters) % 4 == 1)]  # a lone 6-bit group holds no byte
-    return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4)), False
-
-
-# Two costs of the stdlib parser do not depend on what commhub reads, so the raw message is masked
-# before parsing and every byte string read back from the parse (payloads, attached messages) is
-# unmasked again: the result is the same as without masking (checked by fuzzing against the plain parse).
-#
-# 1. It walks every body line by line, about 1 µs a line (7 ms for a 200 KB PDF), though inside a body
-#    it only looks for boundaries: lines that start with "--". So each body stretch from a blank line up
-#    to the next line starting with "-" becomes one marker line. A stretch that starts like a header or
-#    is empty (an attached message may start either way) stays, and so does the line ending before the
-#    next boundary, which the parser gives to the boundary. message/delivery-status is the exception
-#    (blank lines separate its blocks), so a message with one is not elided.
-# 2. It compiles a regex for each multipart's boundary, about 150 µs (more than the rest of the parse)
-#    and never reused, since every mail has its own boundaries. So boundaries declared by multipart
-#    Content-Type headers are renamed "=_commhub_0_=", "=_commhub_1_=", ..., whose regexes stay in
-#    re's cache: in the header, and in each line that the parser would take for their delimiter.
-_ELIDE_FROM = 2048
-_ELIDE_MIN_RUN = 1024
-_MARKER = b"\x00commhub-elided-"
-_MARKED = re.compile(rb"\x00commhub-elided-(\d+)\x00")
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-_HEADER_LIKE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # the parser's own test (feedparser.headerRE)
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-_RENAMED = b"=_commhub_"
-_MAX_RENAMED = 64  # renaming costs a pass over the message per boundary; real mail has a handful
-_DELIMITER_END = re.compile(rb"(?:--)?[ \t]*(?:\r|\n|\Z)")
-# A parameter value as the stdlib reads it when it has no quoted pairs: quoted, or up to ";" or a space.
-_BOUNDARY_VALUE = re.compile(rb'[ \t]*=[ \t]*(?:"([ !#-\[\]-~]{1,200})"|([!#-:<-\[\]-~]{1,200}))(?=[ \t\r\n;]|\Z)')
-
-
-@dataclass(slots=True)
-class _Masked:
-    raw: bytes  # what the parser reads
-    runs: list[bytes] = field(default_factory=list)  # elided body stretches, by marker number
-    boundaries: list[tuple[bytes, bytes]] = field(default_factory=list)  # (renamed, original)
-
-    def restore(self, data: bytes, crlf: bool = False, runs: bool = True) -> bytes:
-        """`data` (part of the masked message) as it was in the original message.
-
-        crlf: `data` was written out by the stdlib generator, which ends every line with CRLF here.
-        runs: False to keep the elided stretches as markers (for bytes that will be parsed again).
-        """
-        if self.boundaries and _RENAMED in data:
-            for renamed, original in self.boundaries:
-                data = data.replace(renamed, original)
-        if runs and self.runs and _MARKER in data:
-            stretches = [_LINE_END.sub(b"\r\n", run) for run in self.runs] if crlf else self.runs
-            data = _MARKED.sub(lambda found: stretches[int(found.group(1))], data)
-        return data
-
-
-def _mask(raw: bytes) -> _Masked:
-    elided, runs = _elide(raw)
-    # Searched for in what the parser will see (inside elided stretches they do no harm): a message
-    # crafted to look masked already is parsed as it is.
-    if elided.count(_MARKER) != len(runs) or _RENAMED in elided:
-        return _Masked(raw)
-    lowered = elided.lower()
-    if runs and b"delivery-status" in lowered:  # there the parser splits at blank lines too
-        elided, runs, lowered = raw, [], raw.lower()
-    renamed, boundaries = _rename_boundaries(elided, lowered)
-    return _Masked(renamed, runs, boundaries)
-
-
-def _elide(raw: bytes) -> tuple[bytes, list[bytes]]:
-    if len(raw) < _ELIDE_FROM:
-        return raw, []
-    pieces: list[bytes] = []
-    runs: list[bytes] = []
-    copied = position = 0
-    while (blank := _BLANK_LINE.search(raw, position)) is not None:
-        start = blank.end()
-        position = _dash_line(raw, start)
-        # The line ending before the boundary (or before the end, when a close boundary is missing)
-        # stays: the parser takes it off the part.
-        end = position - 1 if position == len(raw) and raw.endswith((b"\n", b"\r")) else position
-        if raw[end - 1:end + 1] == b"\r\n":
-            end -= 1
-        if end - start >= _ELIDE_MIN_RUN and raw[start] not in b"\r\n" and not _HEADER_LIKE.match(raw, start):
-            pieces += (raw[copied:start], b"%s%d\x00" % (_MARKER, len(runs)))
-            runs.append(raw[start:end])
-            copied = end
-    if not runs:
-        return raw, []
-    pieces.append(raw[copied:])
-    return b"".join(pieces), runs
-
-
-def _dash_line(raw: bytes, start: int) -> int:
-    """Where the line ending before the next line starting with "-" is (the parser also ends a line
-    at a lone CR), or the end of `raw`. Searching for "-" alone is fast: base64 never contains it."""
-    found = raw.find(b"-", start)
-    while found > 0 and raw[found - 1] not in b"\r\n":
-        found = raw.find(b"-", found + 1)
-    return len(raw) if found < 0 else found - 1
-
-
-def _rename_boundaries(raw: bytes, lowered: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    names: dict[bytes, bytes] = {}
-    pieces: list[bytes] = []
-    copied = position = 0
-    while (position := lowered.find(b"boundary", position) + 1) > 0 and len(names) < _MAX_RENAMED:
-        value = _BOUNDARY_VALUE.match(raw, position + 7)
-        if value is None or not _in_multipart_content_type(lowered, position - 1):
-            continue
-        group = 1 if value.group(1) is not None else 2
-        original = value.group(group)
-        if original == original.rstrip():  # else get_boundary() would read it otherwise: leave it be
-            pieces += (raw[copied:value.start(group)], names.setdefault(original, b"%s%d_=" % (_RENAMED, len(names))))
-            copied = value.end(group)
-    if not names:
-        return raw, []
-    pieces.append(raw[copied:])
-    return _rename_delimiters(b"".join(pieces), names), [(name, original) for original, name in names.items()]
-
-
-def _rename_delimiters(raw: bytes, names: dict[bytes, bytes]) -> bytes:
-    """`raw` with each delimiter line of a renamed boundary renamed; other lines stay as they are."""
-    edits: dict[int, tuple[int, bytes]] = {}  # start of the boundary in the line: (its length, new name)
-    for original, name in names.items():
-        for line_start in (b"\n--", b"\r--"):  # the parser also ends a line at a lone CR
-            needle = line_start + original
-            found = raw.find(needle)
-            while found >= 0:
-                # The parser's own test: "--", the boundary, "--" if closing, blanks, the line end.
-                # With two candidates ("abc" closing, "abc--" opening) the longer one is kept.
-                if _DELIMITER_END.match(raw, found + len(needle)) and len(original) > edits.get(found + 3, (0,))[0]:
-                    edits[found + 3] = (len(original), name)
-                found = raw.find(needle, found + len(needle))
-    pieces: list[bytes] = []
-    copied = 0
-    for start in sorted(edits):
-        length, name = edits[start]
-        pieces += (raw[copied:start], name)
-        copied = start + length
-    pieces.append(raw[copied:])
-    return b"".join(pieces)
-
-
-def _in_multipart_content_type(lowered: bytes, position: int) -> bool:
-    """Whether `position` is a parameter's start in a multipart Content-Type header (folded or not)."""
-    line = lowered.rfind(b"\n", 0, position) + 1
-    for _ in range(50):  # a continuation line: the header began earlier (but not in a page of indented text)
-        if line == 0 or lowered[line] not in b" \t":
-            break
-        line = lowered.rfind(b"\n", 0, line - 1) + 1
-    if not lowered.startswith(b"content-type:", line):
-        return False
-    header = lowered[line + 13:position]
-    return header.lstrip().startswith(b"multipart/") and header.rstrip().endswith(b";")
-
-
 # --- headers ---------------------------------------------------------------------------------------
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -385,7 +121,7 @@ def _decode_header(value: str, problems: list[str]) -> str:
     """Header text with RFC 2047 words decoded in any charset and raw 8-bit bytes recovered."""
     value = _unfold(value)
     if "=?" not in value:
-        return clean_text(_from_8bit(value, problems))
+        return clean_text(from_8bit(value, problems))
     out: list[str] = []
     run, run_charset, position = b"", "", 0
     for word in _ENCODED_WORD.finditer(value):
@@ -395,15 +131,15 @@ def _decode_header(value: str, problems: list[str]) -> str:
         charset = word.group(1).split("*", 1)[0]  # RFC 2231 §5 allows a language: utf-8*de
         # Adjacent words in one charset are decoded together: encoders split multi-byte characters.
         if run and (not between_words or charset.lower() != run_charset.lower()):
-            out.append(_decode(run, run_charset, problems))
+            out.append(decode(run, run_charset, problems))
             run = b""
         if gap and not between_words:
-            out.append(_from_8bit(gap, problems))
+            out.append(from_8bit(gap, problems))
         run += _word_bytes(word.group(2), word.group(3), problems)
         run_charset, position = charset, word.end()
     if run:
-        out.append(_decode(run, run_charset, problems))
-    out.append(_from_8bit(value[position:], problems))
+        out.append(decode(run, run_charset, problems))
+    out.append(from_8bit(value[position:], problems))
     return clean_text("".join(out))
 
 
@@ -411,9 +147,9 @@ def _word_bytes(encoding: str, text: str, problems: list[str]) -> bytes:
     raw = text.encode("utf-8", "surrogateescape")
     if encoding in "qQ":
         return binascii.a2b_qp(raw, header=True)
-    data, well_formed = _unbase64(raw)
+    data, well_formed = unbase64(raw)
     if not well_formed:
-        _note(problems, "malformed base64 in a header")
+        note(problems, "malformed base64 in a header")
     return data
 
 
@@ -423,7 +159,7 @@ def _msg_ids(values: list[str] | None, problems: list[str]) -> list[str]:
     for value in values or ():
         for inner in _MSG_ID.findall(value) or value.replace(",", " ").split():
             compact = "".join(inner.split()).strip("<>")
-            msg_id = clean_text(_from_8bit(f"<{compact}>", problems)) if compact else ""
+            msg_id = clean_text(from_8bit(f"<{compact}>", problems)) if compact else ""
             if msg_id and msg_id not in ids:
                 ids.append(msg_id)
     return ids
@@ -460,10 +196,10 @@ def _addresses(values: list[str] | None, problems: list[str]) -> list[Address]:
         try:
             pairs = _address_pairs(_unfold(value))
         except (IndexError, ValueError, TypeError):
-            _note(problems, "unreadable address list")
+            note(problems, "unreadable address list")
             continue
         for name, address in pairs:
-            address = clean_text(_from_8bit(address, problems)).strip().lower()
+            address = clean_text(from_8bit(address, problems)).strip().lower()
             if "@" in address and address not in found:
                 found[address] = Address(_decode_header(name, problems) if name else "", address)
     return list(found.values())
@@ -521,7 +257,7 @@ class _Part:
         value = self.fields.get("content-id")
         if not value:
             return None
-        return clean_text(_from_8bit("".join(value.split()).strip("<>"), problems)) or None
+        return clean_text(from_8bit("".join(value.split()).strip("<>"), problems)) or None
 
 
 def _params(msg: Message, fields: dict[str, str], header: str,
@@ -537,7 +273,7 @@ def _params(msg: Message, fields: dict[str, str], header: str,
             for name, param in msg.get_params([], header)[1:]:
                 params.setdefault(name.strip().lower(), param)
         except _PARSER_ERRORS:  # e.g. both name* and name*0: the stdlib's sort fails
-            _note(problems, f"unreadable {header} parameters")
+            note(problems, f"unreadable {header} parameters")
     else:
         for found in _PARAM.finditer(rest):
             param = found.group(2).strip()
@@ -560,7 +296,7 @@ def _filename(value: _Param | None, problems: list[str]) -> str:
             data = text.encode("latin-1", "surrogateescape")
         except UnicodeEncodeError:
             data = text.encode("utf-8", "surrogateescape")
-        return clean_text(_unfold(_decode(data, charset or None, problems)))
+        return clean_text(_unfold(decode(data, charset or None, problems)))
     # Outlook and Thunderbird put RFC 2047 words into quoted parameters; old mailers put raw 8-bit bytes.
     return _decode_header(value, problems)
 
@@ -614,7 +350,7 @@ _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([\w.:-]{1,40
 @dataclass(slots=True)
 class _Body:
     problems: list[str]
-    masked: _Masked  # to undo in every byte string read from the parse
+    masked: Masked  # to undo in every byte string read from the parse
     plain: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
@@ -623,9 +359,9 @@ class _Body:
 
 def _walk(part: Message, body: _Body, depth: int, related: bool) -> None:
     for defect in part.defects:
-        _note(body.problems, _DEFECTS.get(type(defect).__name__, type(defect).__name__))
+        note(body.problems, _DEFECTS.get(type(defect).__name__, type(defect).__name__))
     if depth > _MAX_DEPTH:
-        _note(body.problems, f"MIME parts nested deeper than {_MAX_DEPTH} were skipped")
+        note(body.problems, f"MIME parts nested deeper than {_MAX_DEPTH} were skipped")
         return
     mime = _Part.read(part, body.problems)
     payload = _raw_payload(part)
@@ -672,7 +408,7 @@ def _salvage(payload: object, ctype: str, body: _Body) -> list[Message]:
             children = None
         if isinstance(children, list) and children:
             return children
-    _note(body.problems, "multipart body could not be split into parts; kept as text")
+    note(body.problems, "multipart body could not be split into parts; kept as text")
     return [_PARSER.parsebytes(b"Content-Type: text/plain\r\n\r\n" + text.encode("utf-8", "surrogateescape"))]
 
 
@@ -685,7 +421,7 @@ def _leaf(part: _Part, body: _Body, related: bool) -> None:
         if part.ctype == "text/html" and charset is None:
             declared = _META_CHARSET.search(data, 0, 4096)
             charset = declared.group(1).decode("ascii") if declared else None
-        (body.plain if part.ctype == "text/plain" else body.html).append(_decode(data, charset, body.problems))
+        (body.plain if part.ctype == "text/plain" else body.html).append(decode(data, charset, body.problems))
         return
     content_id = part.content_id(body.problems)
     inline = disposition == "inline" or (related and content_id is not None)
@@ -697,7 +433,7 @@ def _attach_messages(part: _Part, messages: list[Message], body: _Body, related:
     try:
         data = body.masked.restore(b"".join(message.as_bytes() for message in messages), crlf=True)
     except (MessageError, LookupError, UnicodeError, ValueError, TypeError, RecursionError):
-        _note(body.problems, f"attached {part.ctype} could not be written out")
+        note(body.problems, f"attached {part.ctype} could not be written out")
         data = b""
     disposition, disposition_params = part.disposition(body.problems)
     filename = part.filename(disposition_params, body.problems)
@@ -724,9 +460,9 @@ def _payload_bytes(part: _Part, what: str, body: _Body) -> bytes:
     raw = body.masked.restore(payload.encode("utf-8", "surrogateescape"))
     encoding = _token(part.fields.get("content-transfer-encoding") or "")
     if encoding == "base64":
-        data, well_formed = _unbase64(raw)
+        data, well_formed = unbase64(raw)
         if not well_formed:
-            _note(body.problems, f"malformed base64 in {what[:60]}")
+            note(body.problems, f"malformed base64 in {what[:60]}")
         return data
     if encoding == "quoted-printable":
         return binascii.a2b_qp(raw)
@@ -735,30 +471,6 @@ def _payload_bytes(part: _Part, what: str, body: _Body) -> bytes:
         decoded = part.msg.get_payload(decode=True)
         return decoded if isinstance(decoded, bytes) else raw
     return raw
-
-
-# --- HTML to text ----------------------------------------------------------------------------------
-
-_BREAK = "\ue000"  # a private-use character marks where a block ended, until it becomes a line break
-_LINE_BREAK = re.compile(r"<(?:br|/?(?:p|div|tr|li|h[1-6]|table|ul|ol|blockquote|pre|hr|dt|dd))\b[^>]*>",
-                         re.IGNORECASE)
-_CELL_END = re.compile(r"</t[dh]\s*>", re.IGNORECASE)
-# Each regex below starts with a literal, which re searches for quickly; a leading class or optional
-# part costs about 25 µs per KB of text (measured), more than the whole HTML cleaning.
-_SPACES = re.compile("  +")
-_PARAGRAPH = re.compile("\ue000 ?\ue000[ \ue000]*")
-# Text the reader never sees; script and style would otherwise leak into the text.
-_TEXT_ONLY = nh3.Cleaner(tags=set(), clean_content_tags={
-    "script", "style", "title", "head", "noscript", "template", "object", "iframe"})
-
-
-def _html_to_text(markup: str) -> str:
-    """A cheap plain-text reading of HTML: tags dropped, block ends as line breaks, entities decoded."""
-    text = html_entities.unescape(_TEXT_ONLY.clean(_CELL_END.sub(" ", _LINE_BREAK.sub(_BREAK, markup))))
-    for space in ("\r", "\n", "\t", "\xa0", "\f", "\v"):
-        text = text.replace(space, " ")
-    text = _PARAGRAPH.sub("\n\n", _SPACES.sub(" ", text))
-    return text.replace(_BREAK, "\n").replace(" \n", "\n").replace("\n ", "\n").strip()
 
 
 # --- public API ------------------------------------------------------------------------------------
@@ -770,7 +482,7 @@ def parse_message(raw: bytes) -> ParsedMail:
     """Everything commhub keeps of one message; best effort, defects noted in `problems`."""
     if not raw or raw.isspace():
         raise UnparsableMail("empty input")
-    masked = _mask(raw)
+    masked = mask(raw)
     problems: list[str] = []
     msg = _parse(masked.raw, problems)
     readable = msg is not None
@@ -792,10 +504,10 @@ def _parse(raw: bytes, problems: list[str]) -> Message | None:
     try:
         return _PARSER.parsebytes(raw)
     except RecursionError:  # guessing the parts would recurse as deep again: keep the header only
-        _note(problems, "MIME structure nested too deeply; body not read")
+        note(problems, "MIME structure nested too deeply; body not read")
         return None
     except _PARSER_ERRORS as exc:
-        _note(problems, f"MIME structure unreadable ({type(exc).__name__}); parts guessed")
+        note(problems, f"MIME structure unreadable ({type(exc).__name__}); parts guessed")
         return _PARSER.parsebytes(raw, headersonly=True)
 
 
@@ -807,7 +519,7 @@ def parse_headers(raw_headers: bytes) -> ParsedMail:
     headers = _header_map(msg)
     if not headers:
         raise UnparsableMail("no header fields")
-    body = _Body([], _Masked(raw_headers))
+    body = _Body([], Masked(raw_headers))
     top = _Part.read(msg, body.problems)
     if top.ctype == "multipart/report":
         body.reports.append((_text_param(top.params, "report-type") or "unknown").lower())
@@ -824,7 +536,7 @@ def _build(headers: _Headers, body: _Body, headers_only: bool) -> ParsedMail:
     html = clean_text("\n".join(body.html)) if body.html else None
     text = "\n".join(body.plain).replace("\r\n", "\n")
     if html and not text.strip():  # HTML only, or an empty text/plain beside the HTML
-        text = _html_to_text(html)
+        text = html_to_text(html)
     return ParsedMail(
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=reply_ids[0] if reply_ids else None,
