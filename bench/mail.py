@@ -727,7 +727,8 @@ def commhub_section(report: Report) -> list[str]:
             f"{d['history_links_contacts']:,} links to contacts, {d['history_links_organizations']:,} to organizations",
             f"- {d['attachments']:,} attachments (inline logos included); {d['blobs']:,} blobs (raw messages and "
             f"attachments); database {d['database_bytes'] / 1e6:,.0f} MB",
-            f"- CPU per import (medians): event loop (IMAP, archiver) {loop_cpu:.1f} s, mail thread (parse, SQL) "
+            f"- CPU per import (medians): event loop (IMAP, archiver) {loop_cpu:.1f} s, mail thread (SQL; parsing "
+            "runs in worker processes for an import this large) "
             f"{mail_cpu:.1f} s: {mail_cpu / len(report.corpus.messages) * 1e6:,.0f} µs per message on the thread "
             "that every batch waits for", ""]
 
@@ -743,10 +744,11 @@ def profile_section(report: Report) -> list[str]:
             ("other on the mail thread (hashing, `prepare`)", b.mail_other))
     lines = ["### Where commhub's import spends its time (one run under cProfile)", "",
              f"{len(report.corpus.messages):,} messages in {b.wall:.1f} s under the profiler (unprofiled median "
-             f"{report.rounds.median_seconds('commhub'):.1f} s). Batches are stored strictly in turn: the mail "
-             "thread parses a batch, then writes it, then waits for the next download; so its busy and idle "
-             "times add up to the wall time. The profiler slows Python code more than C code (parsing more than "
-             "sqlite3), and both threads share one GIL.", "",
+             f"{report.rounds.median_seconds('commhub'):.1f} s). Batches are stored strictly in turn on the mail "
+             "thread, so its busy and idle times add up to the wall time. An import of 300 messages or more "
+             "parses in worker processes (`commhub/mail/preparing.py`), while the mail thread writes the batch "
+             "before: their parsing does not show here, only what waits for it. The profiler slows Python code "
+             "more than C code, and the threads of this process share one GIL.", "",
              "| where | seconds | share of the wall time |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {seconds:.1f} | {seconds / b.wall:.0%} |" for name, seconds in rows]
     lines += ["", f"On the event loop, in the same run: {b.imap_client:.1f} s in aioimaplib reading responses "
