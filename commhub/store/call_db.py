@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commhub.store.call_sql import CallSql
 from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path, sqlite_pragmas
-from commhub.store.sql_db import SessionDb, SqliteDb
+from commhub.store.sql_db import SessionDb, in_write_transaction
 
 T = TypeVar("T")
 # Page cache of the call path's connection (KiB). The default 2 MB misses on every index of a large
@@ -108,15 +108,10 @@ class _Busy(Exception):  # noqa: N818 - control flow: another writer holds the d
 
 def _transaction(connection: sqlite3.Connection, work: Work[T], *, immediate_fail: bool) -> T:
     try:
-        connection.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+        return in_write_transaction(connection, lambda db: work(CallSql(db)))
     except sqlite3.OperationalError as exc:
+        # Only BEGIN IMMEDIATE can meet another writer's lock (once taken, nothing else waits for one),
+        # and nothing was written yet: the work may run again on the waiting connection.
         if immediate_fail and _is_busy(exc):
             raise _Busy from exc
         raise
-    try:
-        result = work(CallSql(SqliteDb(connection)))
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    return result

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path, sqlite_pragmas
 from commhub.store.mail_sql import MailSql
-from commhub.store.sql_db import SessionDb, SqliteDb
+from commhub.store.sql_db import SessionDb, in_write_transaction
 
 T = TypeVar("T")
 WAL_PAGES = 16384  # 64 MB at SQLite's 4 KB pages
@@ -53,18 +53,10 @@ class MailDatabase:
             self._connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             sqlite_pragmas(self._connection, None)
             self._connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            # An import writes ~20 KB per message; checkpointing (with its fsync) every 4 MB of WAL,
-            # SQLite's default, cost a tenth of the import (measured).
+            # An import writes ~20 KB per message; checkpointing (with its fsync) every 4 MB of WAL, SQLite's
+            # default, made storing a batch ~10 % slower (334 against 301 µs per message, one measurement).
             self._connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-        connection = self._connection
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(MailSql(SqliteDb(connection)))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        return result
+        return in_write_transaction(self._connection, lambda db: work(MailSql(db)))
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -14,12 +14,14 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+T = TypeVar("T")
 
 
 class SqlDb(Protocol):
@@ -63,6 +65,19 @@ class SqliteDb:
 
     def read_time(self, value: Any) -> datetime | None:
         return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+
+
+def in_write_transaction(connection: sqlite3.Connection, work: Callable[[SqliteDb], T]) -> T:
+    """`work` between BEGIN IMMEDIATE (the write lock taken now, not halfway through) and COMMIT, rolled
+    back when it raises. A database another writer holds raises sqlite3.OperationalError ("locked")."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(SqliteDb(connection))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return result
 
 
 class SessionDb:

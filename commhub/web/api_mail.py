@@ -34,13 +34,13 @@ log = get_logger(__name__)
 # Types a browser may show inline; anything else is offered as a download (an HTML or SVG
 # attachment opened inline would run in commhub's origin).
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"})
-Address = str
 
 
 class MailIn(Body):
-    to: list[Address] = Field(default_factory=list, max_length=100)
-    cc: list[Address] = Field(default_factory=list, max_length=100)
-    bcc: list[Address] = Field(default_factory=list, max_length=100)
+    # Checked when the message is composed, so the error names the value ("to: 'kaputt' is not …").
+    to: list[str] = Field(default_factory=list, max_length=100)
+    cc: list[str] = Field(default_factory=list, max_length=100)
+    bcc: list[str] = Field(default_factory=list, max_length=100)
     subject: str = Field(max_length=500)
     text: str = Field(max_length=1_000_000)
     html: str | None = Field(None, max_length=2_000_000)

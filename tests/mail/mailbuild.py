@@ -7,6 +7,7 @@ import re
 from email.message import EmailMessage
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 
 from support.dovecot import Dovecot
 
@@ -53,6 +54,26 @@ def mailbox(dovecot: Dovecot, *, folders: list[str] | None = None, **options: ob
     }
     values.update(options)
     return MailboxSettings.model_validate(values)
+
+
+def config_file(directory: Path, dovecot: Dovecot, **mailbox: object) -> Path:
+    """A commhub.toml for CLI runs: a SQLite file in `directory`, the mailbox `vertrieb` on the test
+    Dovecot; `mailbox` overrides or adds its keys (values written as TOML by repr, fine for str/int/list)."""
+    keys: dict[str, object] = {"name": "vertrieb", "host": "127.0.0.1", "port": dovecot.port, "tls": "none",
+                               "username": dovecot.user, "password": dovecot.password, **mailbox}
+    lines = ["[database]", f'url = "sqlite+aiosqlite:///{directory / "c.db"}"', "[logging]", 'level = "warning"',
+             "[[mailboxes]]"] + [f"{key} = {_toml(value)}" for key, value in keys.items()]
+    path = directory / "commhub.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return str(value)
 
 
 def append_many(dovecot: Dovecot, folder: str, messages: list[bytes]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from mailbuild import mail, mailbox
+from mailbuild import config_file, mail, mailbox
 from support.dovecot import Dovecot
 
 from commhub.cli import main
@@ -51,21 +51,8 @@ async def test_folder_names_are_sent_in_modified_utf7(dovecot: Dovecot) -> None:
     assert "Entwürfe & Co" in names
 
 
-def _config(tmp_path, dovecot: Dovecot, password: str, folders: str = '["INBOX"]') -> str:  # type: ignore[no-untyped-def]
-    path = tmp_path / "commhub.toml"
-    path.write_text(f'''
-[database]
-url = "sqlite+aiosqlite:///{tmp_path / 'c.db'}"
-[[mailboxes]]
-name = "vertrieb"
-host = "127.0.0.1"
-port = {dovecot.port}
-tls = "none"
-username = "{dovecot.user}"
-password = "{password}"
-folders = {folders}
-''', encoding="utf-8")
-    return str(path)
+def _config(tmp_path, dovecot: Dovecot, password: str, folders: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
+    return str(config_file(tmp_path, dovecot, password=password, folders=folders or ["INBOX"]))
 
 
 def test_mail_test_reports_login_folders_and_capabilities(dovecot: Dovecot, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -82,7 +69,7 @@ def test_mail_test_names_what_is_wrong(dovecot: Dovecot, tmp_path, capsys) -> No
     assert main(["mail", "test", "vertrieb", "--config", config]) == 1
     assert "FAILED: login as alice refused by the server" in capsys.readouterr().out
 
-    config = _config(tmp_path, dovecot, dovecot.password, folders='["INBOX", "Angebote"]')
+    config = _config(tmp_path, dovecot, dovecot.password, folders=["INBOX", "Angebote"])
     assert main(["mail", "test", "vertrieb", "--config", config]) == 1
     assert "folder 'Angebote': MISSING" in capsys.readouterr().out
 

@@ -10,29 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from mailbuild import append_many, mail
+from mailbuild import append_many, config_file, mail
 from support.dovecot import Dovecot
 
 MESSAGES = 1200
-
-
-def _config(tmp_path: Path, dovecot: Dovecot) -> Path:
-    path = tmp_path / "commhub.toml"
-    path.write_text(f'''
-[database]
-url = "sqlite+aiosqlite:///{tmp_path / 'c.db'}"
-[logging]
-level = "warning"
-[[mailboxes]]
-name = "vertrieb"
-host = "127.0.0.1"
-port = {dovecot.port}
-tls = "none"
-username = "{dovecot.user}"
-password = "{dovecot.password}"
-batch_size = 10
-''', encoding="utf-8")
-    return path
 
 
 def _checkpoint(database: Path) -> int:
@@ -52,7 +33,7 @@ def _sync(config: Path) -> subprocess.Popen[bytes]:
 def test_killed_between_batches_and_restarted_every_message_is_filed_exactly_once(
         dovecot: Dovecot, tmp_path: Path) -> None:
     append_many(dovecot, "INBOX", [mail(number) for number in range(MESSAGES)])
-    config, database = _config(tmp_path, dovecot), tmp_path / "c.db"
+    config, database = config_file(tmp_path, dovecot, batch_size=10), tmp_path / "c.db"
 
     process = _sync(config)
     deadline = time.monotonic() + 120
