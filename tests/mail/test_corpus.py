@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from mailbuild import append_many, mailbox
 from sqlalchemy import func, select
 from support.dovecot import Dovecot
+from support.email_corpus import require_corpus
 
 from commhub.commands.common import Database
 from commhub.mail.archiver import FolderArchiver
@@ -22,22 +21,6 @@ from commhub.store.models import Email, EmailLocation, MailWarning
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
-def corpus() -> list[Path]:
-    try:
-        import test.test_email
-    except ImportError:
-        test_email = None
-    else:
-        test_email = test.test_email
-    files = sorted(Path(test_email.__file__).parent.joinpath("data").glob("msg_*.txt")) if test_email else []
-    if not files:
-        message = "the standard library's email test corpus (package `test`) is missing from this Python"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return files
-
-
 @pytest.fixture
 async def mail_db(db: Database, settings: Settings) -> AsyncIterator[MailDatabase]:
     database = MailDatabase(settings.database.url, db.sessions)
@@ -46,7 +29,7 @@ async def mail_db(db: Database, settings: Settings) -> AsyncIterator[MailDatabas
 
 
 async def test_the_whole_corpus_is_archived_and_parsed(dovecot: Dovecot, db: Database, mail_db: MailDatabase) -> None:
-    messages = [path.read_bytes() for path in corpus()]
+    messages = [path.read_bytes() for path in require_corpus()]
     append_many(dovecot, "INBOX", messages)
     box = mailbox(dovecot, batch_size=20)
 
