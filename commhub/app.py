@@ -40,7 +40,7 @@ from commhub.mail.service import MailService
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
-from commhub.web.middlewares import json_errors, require_agent
+from commhub.web.middlewares import json_errors, require_agent, security_headers
 from commhub.web.routes import add_routes
 
 log = get_logger("commhub.app")
@@ -51,7 +51,7 @@ CHECKPOINT_INTERVAL_S = 5
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[json_errors, require_agent], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[security_headers, json_errors, require_agent], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[SOURCES] = Sources.from_settings(settings)  # a bad [[sources]] entry stops the start, not a call
     app[REPLAY_GUARD] = MemoryReplayGuard()

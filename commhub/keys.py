@@ -32,3 +32,6 @@ MAIL_SERVICE = web.AppKey("mail_service", MailService)
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)
+# How that agent proved itself: "bearer" (API clients) or "cookie" (the browser console, which the
+# middleware then holds to same-origin writes).
+AUTH = web.RequestKey("auth", str)

@@ -179,6 +179,9 @@ def is_loopback(host: str) -> bool:
 class AgentDefaults(Section):
     language: Literal["de", "en"] = "de"
     token_days: int | None = Field(None, ge=1)
+    # A browser console sign-in lasts one working day by default: the cookie is the weaker credential
+    # (it lives in a browser profile), so it expires on its own even if nobody signs out.
+    session_hours: int = Field(12, ge=1, le=720)
 
 
 class PushSettings(Section):

@@ -44,6 +44,7 @@ def print_welcome(settings: Settings, token: str | None) -> None:
           f"health {base}/healthz", flush=True)
     if token:
         print(f"demo agent 'anna' (admin, extension 10), token: {token}", flush=True)
+        print(f"console: open {base}/ in a browser and sign in with that token", flush=True)
         print(f"try: curl -H 'Authorization: Bearer {token}' '{base}/api/contacts?phone=030%201234567-10'",
               flush=True)
         print(f"listen: commhub listen --url {base} --token {token}", flush=True)

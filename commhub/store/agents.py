@@ -72,10 +72,11 @@ async def agent_with_extensions(session: AsyncSession, agent_id: int) -> Agent:
 
 
 async def issue_token(session: AsyncSession, agent: Agent, *, label: str = "",
-                      valid_days: int | None = None) -> str:
+                      valid_days: int | None = None, valid_hours: int | None = None) -> str:
     """Create a token and return it in clear; this is the only time it exists outside the caller."""
     token = new_token()
-    expires = utcnow() + timedelta(days=valid_days) if valid_days else None
+    lifetime = timedelta(days=valid_days or 0, hours=valid_hours or 0)
+    expires = utcnow() + lifetime if lifetime else None
     session.add(AgentToken(agent_id=agent.id, token_hash=hash_token(token), label=label, expires_at=expires))
     await session.flush()
     return token
@@ -89,6 +90,22 @@ async def revoke_tokens(session: AsyncSession, agent: Agent, *, label: str | Non
     for token in tokens:
         token.revoked_at = utcnow()
     return len(tokens)
+
+
+async def revoke_token(session: AsyncSession, token: str, *, label: str | None = None) -> int | None:
+    """Revoke one token given in clear (a sign-out): its agent's id, or None when the token is
+    unknown or already revoked.
+
+    `label` keeps a caller to its own kind: signing out of the console must never end an API token
+    that happened to be sent in its place."""
+    query = select(AgentToken).where(AgentToken.token_hash == hash_token(token), AgentToken.revoked_at.is_(None))
+    if label is not None:
+        query = query.where(AgentToken.label == label)
+    row = await session.scalar(query)
+    if row is None:
+        return None
+    row.revoked_at = utcnow()
+    return row.agent_id
 
 
 async def authenticate(session: AsyncSession, token: str, now: datetime | None = None) -> Agent | None:

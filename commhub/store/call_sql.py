@@ -197,19 +197,34 @@ class CallSql:
 
     def add_entry(self, *, kind: str, title: str, body: str, data: dict[str, Any], agent_id: int | None,
                   contact_ids: list[int], organization_ids: list[int], occurred_at: datetime, now: datetime,
-                  call_id: int | None) -> int:
+                  call_id: int | None, client_ref: str | None = None) -> int:
         at = self.db.time(occurred_at)
         entry_id = self.db.rows(
-            "INSERT INTO history_entries (kind, occurred_at, title, body, data, agent_id, call_id, created_at) "
-            "VALUES (:kind, :at, :title, :body, :data, :agent, :call, :now) RETURNING id",
+            "INSERT INTO history_entries (kind, occurred_at, title, body, data, agent_id, call_id, client_ref, "
+            "created_at) VALUES (:kind, :at, :title, :body, :data, :agent, :call, :ref, :now) RETURNING id",
             {"kind": kind, "at": at, "title": title, "body": body, "data": write_json(data), "agent": agent_id,
-             "call": call_id, "now": self.db.time(now)})[0][0]
+             "call": call_id, "ref": client_ref, "now": self.db.time(now)})[0][0]
         links = ([{"entry": entry_id, "contact": cid, "org": None, "at": at} for cid in dict.fromkeys(contact_ids)]
                  + [{"entry": entry_id, "contact": None, "org": oid, "at": at}
                     for oid in dict.fromkeys(organization_ids)])
         self.db.many("INSERT INTO history_links (entry_id, contact_id, organization_id, occurred_at) "
                      "VALUES (:entry, :contact, :org, :at)", links)
         return entry_id
+
+    def entry_by_ref(self, agent_id: int, client_ref: str) -> dict[str, Any] | None:
+        """The entry this agent already saved under this ref, as the timeline shows it, or None."""
+        rows = self.db.rows("SELECT id, kind, occurred_at, title, body, data, call_id FROM history_entries "
+                            "WHERE agent_id = :agent AND client_ref = :ref", {"agent": agent_id, "ref": client_ref})
+        if not rows:
+            return None
+        entry_id, kind, at, title, body, data, call_id = rows[0]
+        links = self.db.rows("SELECT contact_id, organization_id FROM history_links WHERE entry_id = :entry "
+                             "ORDER BY id", {"entry": entry_id})
+        return {"id": entry_id, "kind": kind, "occurred_at": self.db.read_time(at).isoformat(),  # type: ignore[union-attr]
+                "title": title, "body": body, "data": read_json(data), "call_id": call_id,
+                "agent": {"id": agent_id, "name": self.agent_names([agent_id]).get(agent_id)},
+                "contact_ids": [c for c, _ in links if c is not None],
+                "organization_ids": [o for _, o in links if o is not None]}
 
     def update_entry(self, entry_id: int, title: str, data: dict[str, Any]) -> None:
         self.db.execute("UPDATE history_entries SET title = :title, data = :data WHERE id = :id",

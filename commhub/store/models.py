@@ -201,7 +201,11 @@ class HistoryEntry(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
     # The email an entry shows (one entry per message, however many folders hold it).
     email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id", ondelete="SET NULL"), unique=True)
+    # The id a client gave a note (`ref`): a note sent again after a lost confirmation is stored once.
+    client_ref: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_history_entries_agent_ref", "agent_id", "client_ref", unique=True),)
 
 
 class HistoryLink(Base):

@@ -33,7 +33,8 @@ def file_missed_call(sql: CallSql, call: CallRow, now: datetime) -> tuple[TaskRo
     task = sql.open_callback(call.customer_e164)
     if task is not None:
         calls = [*task.data.get("call_ids", []), call.id]
-        task.data = {**task.data, "call_ids": calls, "missed": len(calls), "last_missed_at": now.isoformat()}
+        task.data = {**task.data, "call_ids": calls, "missed": len(calls), "last_missed_at": now.isoformat(),
+                     "who": _who(call)}
         task.title = f"Call back {_who(call)} ({len(calls)} missed calls)"
         sql.update_task(task)
         call.task_id = task.id
@@ -42,7 +43,7 @@ def file_missed_call(sql: CallSql, call: CallRow, now: datetime) -> tuple[TaskRo
     task = TaskRow(kind="callback", title=f"Call back {_who(call)}", due_at=now, assignee_agent_id=assignee,
                    phone_e164=call.customer_e164, **_owner(call),
                    data={"call_ids": [call.id], "missed": 1, "last_missed_at": now.isoformat(),
-                         "source": call.source})
+                         "source": call.source, "who": _who(call)})
     call.task_id = sql.insert_task(task, now)
     return task, True
 
@@ -70,4 +71,6 @@ def task_json(task: Any) -> dict[str, Any]:
             "assignee_agent_id": task.assignee_agent_id, "contact_id": task.contact_id,
             "organization_id": task.organization_id, "phone": task.phone_e164,
             "missed_calls": task.data.get("missed"), "call_ids": task.data.get("call_ids", []),
+            # Whom to call back, as a name or number: the console words the title in the agent's language.
+            "who": task.data.get("who"),
             "created_at": task.created_at.isoformat() if task.created_at else None}

@@ -1,6 +1,7 @@
 """`GET /ws`: the agent WebSocket (DESIGN §6).
 
-Auth by `Authorization: Bearer`, or `?token=` for clients that cannot set headers (browsers).
+Auth by `Authorization: Bearer`, or `?token=` for clients that cannot set headers, or the browser
+console's session cookie (see console_session.py).
 Server messages carry `type`, `seq` and `ts`. Messages that report a change (`call.*`, `task.*`,
 `history.added`) take the agent's next `seq` and are kept in the backlog; replies that only concern
 this session (`hello`, `pong`, `note.saved`, `resumed`, `error`) carry the agent's current `seq`
@@ -14,7 +15,6 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -29,11 +29,13 @@ from commhub.store.sql_db import SessionDb
 from commhub.store.agents import authenticate
 from commhub.store.models import Agent
 from commhub.telephony import notes
-from commhub.web.middlewares import bearer_token
+from commhub.web.console_session import credentials, origin_allowed
 
 log = get_logger("commhub.ws")
 MAX_CLIENT_MESSAGE = 64 * 1024
 SEND_TIMEOUT_S = 10.0
+# A note's `ref` is stored with it (history_entries.client_ref): the same ref again gets the saved entry.
+MAX_REF = 100
 
 
 async def agent_socket(request: web.Request) -> web.StreamResponse:
@@ -79,22 +81,17 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
 def _check_origin(request: web.Request) -> None:
     """Browsers send Origin; a page on another site must not open an agent's socket with its cookie."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return
-    allowed = {request.host}
-    public = request.app[SETTINGS].server.public_url
-    if public:
-        allowed.add(urlsplit(public).netloc)
-    if urlsplit(origin).netloc not in allowed:
+    if origin is not None and not origin_allowed(request, origin):
         raise Forbidden(f"WebSocket from origin {origin!r} refused")
 
 
 async def _authenticate(request: web.Request) -> Agent:
-    token = bearer_token(request) or request.query.get("token")
-    if not token:
-        raise Unauthorized("send an agent token: Authorization: Bearer <token>, or ?token=")
+    found = credentials(request, query=True)
+    if found is None:
+        raise Unauthorized("send an agent token: Authorization: Bearer <token>, or ?token=, "
+                           "or sign in to the console")
     async with request.app[SESSIONS]() as session:
-        agent = await authenticate(session, token)
+        agent = await authenticate(session, found.token)
     if agent is None:
         raise Unauthorized("unknown, revoked or expired token")
     return agent
@@ -168,11 +165,14 @@ async def _note(request: web.Request, session: AgentSession, agent: Agent, messa
     if not isinstance(call_id, int) and not isinstance(contact_id, int):
         raise _bad("a note needs `call_id` or `contact_id` (an integer)", "call_id")
     text = message.get("text")
+    ref = message.get("ref")
+    if ref is not None and (not isinstance(ref, str) or not 0 < len(ref) <= MAX_REF):
+        raise _bad(f"`ref` must be a string of 1–{MAX_REF} characters", "ref")
 
     def write(db: CallSql, dispatcher: Dispatcher) -> tuple[dict[str, Any], list[Message]]:
         if isinstance(call_id, int):
-            return notes.note_on_call(db, dispatcher, call_id, agent.id, text)
-        return notes.note_on_file(db, dispatcher, "contact", contact_id, agent.id, text)
+            return notes.note_on_call(db, dispatcher, call_id, agent.id, text, ref)
+        return notes.note_on_file(db, dispatcher, "contact", contact_id, agent.id, text, ref)
 
     app = request.app
     entry = await write_and_push(app[CALL_DATABASE], app[DISPATCHER], app[HUB].deliver, write)

@@ -3,8 +3,9 @@ list, admin warnings, erasure, and sending."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import nh3
 from aiohttp import web
@@ -48,10 +49,23 @@ class MailIn(Body):
     contact_id: int | None = None  # files it to this contact too, whatever the addresses say
 
 
-def sanitise(html: str) -> str:
+def sanitise(html: str, cid_urls: Mapping[str, str] | None = None) -> str:
     """What a browser may render of a stranger's HTML: no scripts, styles, forms or remote loads
-    beyond plain links and images (nh3, the Rust `ammonia` sanitiser)."""
-    return nh3.clean(html, link_rel="noopener noreferrer nofollow")
+    beyond plain links and images (nh3, the Rust `ammonia` sanitiser).
+
+    With `cid_urls` ({content id: URL}), `cid:` references to the message's own parts become those
+    URLs and unknown ones are dropped; without it nh3 drops every `cid:` (not a scheme it allows)."""
+    if cid_urls is None:
+        return nh3.clean(html, link_rel="noopener noreferrer nofollow")
+
+    def resolve(_tag: str, _attribute: str, value: str) -> str | None:
+        # nh3 checks schemes before calling this, so every other value arrives already vetted.
+        if value[:4].lower() != "cid:":
+            return value
+        return cid_urls.get(unquote(value[4:]))
+
+    return nh3.clean(html, link_rel="noopener noreferrer nofollow", attribute_filter=resolve,
+                     url_schemes=nh3.ALLOWED_URL_SCHEMES | {"cid"})
 
 
 async def _email(session: AsyncSession, email_id: int) -> Email:

@@ -16,7 +16,7 @@ from commhub.keys import CALLER_ID, SESSIONS, SOURCES
 from commhub.store.agents import authenticate
 from commhub.store.models import Contact, EmailAddressRow, PhoneNumberRow
 from commhub.telephony.contract import LookupAnswer, LookupMatch, equal_secrets
-from commhub.web.middlewares import bearer_token
+from commhub.web.console_session import bearer_token
 from commhub.web.webhooks import base_url, reply_response
 
 WITHHELD_LABEL = {"de": "Rufnummer unterdrückt", "en": "Withheld number"}

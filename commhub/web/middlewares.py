@@ -1,20 +1,54 @@
-"""Every failure becomes a JSON error body; every /api request carries a known agent."""
+"""Every response carries the security headers; every failure becomes a JSON error body; every
+/api request carries a known agent."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
 from commhub.errors import CommhubError, Unauthorized
-from commhub.keys import AGENT, SESSIONS
+from commhub.keys import AGENT, AUTH, SESSIONS
 from commhub.log import get_logger
 from commhub.store.agents import authenticate
+from commhub.web.console_session import credentials, refuse_cross_site
 
 log = get_logger("commhub.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_API_PATHS = frozenset({"/api/openapi.json"})
+# /api/session signs in (no credentials yet) and out (answers 204 with or without a cookie).
+PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/session"})
+# JSON and files need no more than this: nothing may load, nothing may frame it. Pages and the
+# email view set their own, wider policy.
+DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=31536000"
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost, so JSON errors, 404s and files get the headers too; setdefault, so a handler's own
+    policy (the sandboxed email view, attachments) stays."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a redirect json_errors lets through
+        _harden(request, exc.headers)
+        raise
+    # A prepared response (the WebSocket, once it has closed) has sent its headers already.
+    if not response.prepared:
+        _harden(request, response.headers)
+    return response
+
+
+def _harden(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    # A handler that says who may frame it (the email view: its own origin) keeps that answer.
+    if "X-Frame-Options" not in headers and "frame-ancestors" not in headers.get("Content-Security-Policy", ""):
+        headers["X-Frame-Options"] = "DENY"
+    headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+    # Only over HTTPS: sent over plain HTTP it is ignored, and a test setup on http must stay usable.
+    if request.secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
@@ -51,21 +85,19 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-def bearer_token(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 @web.middleware
 async def require_agent(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/api/") or request.path in PUBLIC_API_PATHS:
         return await handler(request)
-    token = bearer_token(request)
-    if token is None:
-        raise Unauthorized("send an agent token: Authorization: Bearer <token>")
+    found = credentials(request)
+    if found is None:
+        raise Unauthorized("send an agent token: Authorization: Bearer <token> (or sign in to the console)")
+    if found.via == "cookie":
+        refuse_cross_site(request)  # before any database work: a refused write costs nothing
     async with request.app[SESSIONS]() as session:
-        agent = await authenticate(session, token)
+        agent = await authenticate(session, found.token)
     if agent is None:
         raise Unauthorized("unknown, revoked or expired token")
     request[AGENT] = agent
+    request[AUTH] = found.via
     return await handler(request)

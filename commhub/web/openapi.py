@@ -60,11 +60,16 @@ def _operation_id(route: Any) -> str:
 
 
 def _parameters(route: Any) -> list[dict[str, Any]]:
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    parameters = [{"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
                   for name in re.findall(r"{(\w+)}", route.path)]
     parameters += [{"name": name, "in": "query", "required": False, "description": text,
                     "schema": {"type": "string"}} for name, text in route.query.items()]
     return parameters
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    # Ids are integers; `{source}` and `{name}` are names.
+    return {"type": "integer", "minimum": 1} if name == "id" or name.endswith("_id") else {"type": "string"}
 
 
 async def document(request: web.Request) -> web.Response:

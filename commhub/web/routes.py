@@ -14,12 +14,15 @@ from commhub.web import (
     api_calls,
     api_contacts,
     api_mail,
+    console,
+    console_session,
+    email_view,
     health,
     lookup,
     openapi,
     webhooks,
 )
-from commhub.web.schemas import AgentIn, ContactIn, ContactPatch, NoteIn, OrganizationIn
+from commhub.web.schemas import AgentIn, ContactIn, ContactPatch, NoteIn, OrganizationIn, SessionIn
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,6 +45,14 @@ PAGING = {"limit": "page size (1–200, default 50)", "before": "cursor: the `ne
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", health.healthz, "Liveness: the process runs and the database answers", public=True),
     Route("GET", "/api/openapi.json", openapi.document, "This OpenAPI document", public=True),
+    Route("GET", "/", console.index, "The browser agent console (HTML; signs in via /api/session)", public=True),
+    Route("GET", "/console/{name}", console.asset, "A file of the browser console (script, style, image, sound)",
+          public=True),
+    Route("POST", "/api/session", console_session.sign_in,
+          "Console sign-in: trade an agent token for a session cookie (commhub_session, HttpOnly)",
+          body=SessionIn, public=True),
+    Route("DELETE", "/api/session", console_session.sign_out,
+          "Console sign-out: revoke the session cookie's token and clear the cookie", public=True, status=204),
     Route("GET", "/api/me", api_agents.me, "The signed-in agent"),
     Route("GET", "/api/agents", api_agents.list_agents, "List agents", admin=True),
     Route("POST", "/api/agents", api_agents.create_agent, "Add an agent; the reply holds its token, shown once",
@@ -80,6 +91,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/emails/{id}/attachments/{attachment_id}", api_mail.get_attachment,
           "An attachment's content (images and PDF inline, everything else as a download)"),
     Route("GET", "/api/emails/{id}/raw", api_mail.get_raw, "The message as received (message/rfc822)"),
+    Route("GET", "/api/emails/{id}/body.html", email_view.email_body,
+          "The email as a sandboxed HTML document for an iframe (sanitised; no scripts, no remote images)"),
     Route("DELETE", "/api/emails/{id}", api_mail.delete_email,
           "Erase an email for good: it is never filed again from the server", admin=True, status=204),
     Route("GET", "/api/mail/unassigned", api_mail.unassigned,

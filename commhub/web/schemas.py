@@ -85,3 +85,9 @@ class AgentIn(Body):
     role: Literal["agent", "admin"] = "agent"
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
     language: Literal["de", "en"] = "de"
+
+
+class SessionIn(Body):
+    """A console sign-in: the agent's token, pasted, so surrounding whitespace is forgiven."""
+
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -175,6 +175,27 @@ async def test_a_note_from_the_pop_lands_in_every_matched_file(office: Office) -
         assert history["items"][0]["call_id"] == pop["call"]["id"]
 
 
+async def test_a_note_sent_again_under_its_ref_is_stored_once(office: Office) -> None:
+    """A client whose confirmation was lost with the connection sends the note again, from a new
+    connection; the second `note.saved` carries the entry saved the first time."""
+    anna = await office.agent("anna")
+    await office.phone.ring("n-3", "089 2345678", "10")
+    call_id = (await anna.next_of("call.ringing"))["call"]["id"]
+    note = {"type": "note", "call_id": call_id, "text": "Angebot bis Montag", "ref": "tab1-note-7"}
+    await anna.send(note)
+    first = await anna.next_of("note.saved")
+    again = await office.agent("anna")
+    await again.send(note)
+    second = await again.next_of("note.saved")
+    assert second["ref"] == "tab1-note-7" and second["entry"] == first["entry"]
+    await again.send({**note, "ref": "tab1-note-8"})
+    assert (await again.next_of("note.saved"))["entry"]["id"] != first["entry"]["id"]  # a new ref: a new note
+    await again.send({**note, "ref": 8})
+    assert (await again.next_of("error"))["details"] == {"field": "ref"}
+    history = await office.get(f"/api/contacts/{first['entry']['contact_ids'][0]}/history")
+    assert [e["body"] for e in history["items"] if e["kind"] == "note"] == ["Angebot bis Montag"] * 2
+
+
 async def test_a_note_over_rest_and_a_bad_note_over_the_socket(office: Office) -> None:
     anna = await office.agent("anna")
     await office.phone.ring("n-2", MUELLER_DIRECT, "10")

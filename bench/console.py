@@ -1,0 +1,229 @@
+"""Webhook → screen-pop card in a real Chromium tab, with 50 more agents connected.
+
+    .venv/bin/python bench/console.py [--calls 100] [--agents 50] [--group 10] [--out bench/out]
+                                      [--docs docs/benchmarks.md]
+
+One `commhub serve` (SQLite, in a temp dir) with 300 contacts; 50 browser-less agents on /ws (the
+`websockets` client, in this process's event loop) and one agent signed in to the console in Debian's
+headless Chromium, driven by Playwright. Each of the 100 calls is a generic `ringing` event that rings a
+group: the console agent, the floor agent and `--group` of the other agents in turn. A call's pop latency
+is from just before its POST is sent to:
+  - card: the moment the console's `.pop` card for that call is added to the DOM (a MutationObserver in
+    the page stamps `performance.timeOrigin + performance.now()`, the same wall clock as `time.time()`);
+  - floor: the moment the floor agent, a bare WebSocket client in this process, has the pop.
+So card − floor is what the browser adds (parse, render), floor is commhub's own part. Calls are posted
+one after another with a 50 ms pause; each is ended (missed) after its card appeared, so the console also
+refreshes its work list as it would in a real shift. Target: card p99 ≤ 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import websockets
+from playwright.async_api import async_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.browser import find_chromium  # noqa: E402
+from support.commhub_process import SOURCE, SOURCE_SECRET, CommhubProcess  # noqa: E402
+
+CONSOLE_EXTENSION = "10"
+FLOOR_EXTENSION = "20"
+TARGET_P99_MS = 150.0
+PAUSE_S = 0.05
+
+STAMP_CARDS = """() => {
+  window.__cards = {};
+  new MutationObserver((records) => {
+    const now = performance.timeOrigin + performance.now();
+    for (const record of records) for (const node of record.addedNodes) {
+      if (node.nodeType === 1 && node.matches('.pop')) window.__cards[node.dataset.sourceCallId] = now;
+    }
+  }).observe(document.getElementById('pops'), { childList: true });
+}"""
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+class Agents:
+    """The browser-less agents: each reads its socket and stamps when a pop arrives."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[tuple[str, str], float] = {}  # (extension, provider call id) -> time.time()
+        self.counts: dict[str, int] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.ready = 0
+
+    async def listen(self, url: str, token: str, extension: str) -> None:
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                                      max_size=2**22) as socket:
+            self.ready += 1
+            async for raw in socket:
+                now = time.time()
+                message = json.loads(raw)
+                if message.get("type") == "call.ringing":
+                    self.arrived[(extension, message["call"]["provider_call_id"])] = now
+                    self.counts[extension] = self.counts.get(extension, 0) + 1
+
+
+async def setup(server: CommhubProcess, http: aiohttp.ClientSession, agents: int) -> tuple[str, dict[str, str]]:
+    admin = server.add_agent("Admin", "99", role="admin")
+    headers = {"Authorization": f"Bearer {admin}"}
+    tokens: dict[str, str] = {}
+    extensions = [CONSOLE_EXTENSION, FLOOR_EXTENSION] + [str(100 + n) for n in range(agents - 1)]
+    for extension in extensions:
+        async with http.post(f"{server.base}/api/agents", headers=headers,
+                             json={"name": f"Agent {extension}", "extensions": [extension]}) as reply:
+            assert reply.status == 201, await reply.text()
+            tokens[extension] = (await reply.json())["token"]
+    for n in range(300):
+        body = {"first_name": f"Vorname{n}", "last_name": f"Kunde{n}", "company": f"Firma {n // 3} GmbH",
+                "class": "ABC"[n % 3], "phones": [{"number": f"+49 30 {5_000_000 + n}"}]}
+        async with http.post(f"{server.base}/api/contacts", headers=headers, json=body) as reply:
+            assert reply.status == 201, await reply.text()
+    return admin, tokens
+
+
+async def post_event(http: aiohttp.ClientSession, server: CommhubProcess, body: dict[str, Any]) -> float:
+    started = time.time()
+    async with http.post(f"{server.base}/hooks/{SOURCE}?token={SOURCE_SECRET}", json=body) as reply:
+        assert reply.status == 200, await reply.text()
+    return started
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    chromium = find_chromium()
+    if chromium is None:
+        raise SystemExit("Chromium is not installed (Debian package chromium)")
+    with tempfile.TemporaryDirectory(prefix="commhub-console-bench-") as workdir:
+        server = CommhubProcess(Path(workdir))
+        server.cli("db", "upgrade")
+        server.start()
+        try:
+            return await measure(server, chromium, args)
+        finally:
+            server.stop()
+
+
+async def measure(server: CommhubProcess, chromium: str, args: argparse.Namespace) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as http, async_playwright() as driver:
+        _admin, tokens = await setup(server, http, args.agents)
+        agents = Agents()
+        url = server.base.replace("http", "ws", 1) + "/ws"
+        others = [ext for ext in tokens if ext != CONSOLE_EXTENSION]
+        agents.tasks = [asyncio.create_task(agents.listen(url, tokens[ext], ext)) for ext in others]
+        browser = await driver.chromium.launch(executable_path=chromium, headless=True)
+        page = await browser.new_page(locale="de-DE", viewport={"width": 1400, "height": 900})
+        await page.goto(server.base + "/")
+        await page.fill("#login-token", tokens[CONSOLE_EXTENSION])
+        await page.click("#login-form button[type=submit]")
+        await page.wait_for_selector('#connection[data-state="connected"]')
+        await page.evaluate(STAMP_CARDS)
+        while agents.ready < len(others):
+            await asyncio.sleep(0.05)
+        group = [ext for ext in others if ext != FLOOR_EXTENSION]
+        card_ms: list[float] = []
+        floor_ms: list[float] = []
+        browser_ms: list[float] = []
+        for n in range(args.calls + 5):  # the first five warm up the page and the server
+            provider_id = f"bench-{n}"
+            ring = [CONSOLE_EXTENSION, FLOOR_EXTENSION] + [group[(n * args.group + k) % len(group)]
+                                                           for k in range(args.group)]
+            event = {"event": "ringing", "call_id": provider_id, "direction": "in",
+                     "from": f"+49 30 {5_000_000 + n % 300}", "to": "+4930555000", "targets": ring}
+            posted = await post_event(http, server, event)
+            await page.wait_for_function("id => window.__cards[id] !== undefined", arg=provider_id, timeout=10_000)
+            card = await page.evaluate("id => window.__cards[id]", provider_id) / 1000
+            while (FLOOR_EXTENSION, provider_id) not in agents.arrived:
+                await asyncio.sleep(0.001)
+            floor = agents.arrived[(FLOOR_EXTENSION, provider_id)]
+            if n >= 5:
+                card_ms.append((card - posted) * 1000)
+                floor_ms.append((floor - posted) * 1000)
+                browser_ms.append((card - floor) * 1000)
+            await post_event(http, server, {**event, "event": "ended", "outcome": "missed"})
+            await asyncio.sleep(PAUSE_S)
+        await asyncio.sleep(0.5)
+        pops_to_others = sum(count for ext, count in agents.counts.items() if ext != FLOOR_EXTENSION)
+        errors = await page.evaluate("document.querySelectorAll('.pop').length")
+        await browser.close()
+        for task in agents.tasks:
+            task.cancel()
+        await asyncio.gather(*agents.tasks, return_exceptions=True)
+    return {"calls": args.calls, "agents": args.agents, "group": args.group, "card": card_ms, "floor": floor_ms,
+            "browser": browser_ms, "pops_to_others": pops_to_others, "cards_kept": errors}
+
+
+def summary(name: str, values: list[float]) -> str:
+    return (f"| {name} | {statistics.median(values):.1f} | {percentile(values, 0.99):.1f} | {max(values):.1f} |")
+
+
+def report(result: dict[str, Any]) -> str:
+    card_p99 = percentile(result["card"], 0.99)
+    floor_p50, card_p50 = statistics.median(result["floor"]), statistics.median(result["card"])
+    verdict = "met" if card_p99 <= TARGET_P99_MS else "missed"
+    return "\n".join([
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {result['calls']} calls, each ringing the console agent, "
+        f"the floor agent and {result['group']} of the other {result['agents'] - 1} connected agents "
+        f"({result['pops_to_others']} pops to them in all).",
+        "",
+        "| POST → … | p50 ms | p99 ms | max ms |",
+        "| --- | ---: | ---: | ---: |",
+        summary("card in the Chromium tab's DOM", result["card"]),
+        summary("floor: pop at a bare WebSocket client", result["floor"]),
+        summary("what the browser adds (card − floor)", result["browser"]),
+        "",
+        f"Card p99 {card_p99:.1f} ms against the target of {TARGET_P99_MS:.0f} ms: {verdict}. "
+        f"Card ÷ floor at p50: {card_p50 / floor_p50:.2f}.",
+    ])
+
+
+def write_docs(path: Path, text: str) -> None:
+    heading = "## Console: webhook to card in the browser (bench/console.py)"
+    body = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    section = f"{heading}\n\n{text}\n"
+    if heading in body:
+        start = body.index(heading)
+        end = body.find("\n## ", start + len(heading))
+        body = body[:start] + section + (body[end + 1:] if end != -1 else "")
+    else:
+        body = body.rstrip("\n") + "\n\n" + section
+    path.write_text(body, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--group", type=int, default=10, help="other agents each call rings as well")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--docs", type=Path)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    text = report(result)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "console.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / "console.json").write_text(json.dumps(result), encoding="utf-8")
+    if args.docs:
+        write_docs(args.docs, text)
+
+
+if __name__ == "__main__":
+    main()
