@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
+
+import pytest
 
 from conftest import Team, sign_in, watched
 from playwright.sync_api import BrowserContext, Page, expect
@@ -33,6 +38,31 @@ def wait_for_entry(team: Team, contact: int, kind: str, timeout: float = 15) -> 
             return
         time.sleep(0.1)
     raise AssertionError(f"no {kind} entry for contact {contact} after {timeout} s")
+
+
+@pytest.fixture
+def tracker() -> Iterator[list[str]]:
+    """A web server on loopback standing in for a sender's tracking pixel: it lists what was fetched."""
+    fetched: list[str] = []
+
+    class Pixel(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/gif")
+            self.end_headers()
+            self.wfile.write(b"GIF89a")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pixel)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fetched.insert(0, f"http://127.0.0.1:{server.server_address[1]}")  # the first item: its base URL
+    yield fetched
+    server.shutdown()
+    server.server_close()
 
 
 def call_id() -> str:
@@ -189,7 +219,7 @@ def test_a_missed_call_becomes_a_callback_task_in_the_work_list(team: Team, page
     expect(page.locator("#tasks .task", has_text="Rückruf Otto Brandt")).to_have_count(0)
 
 
-def test_markup_in_names_and_mail_stays_inert(team: Team, page: Page) -> None:
+def test_markup_in_names_and_mail_stays_inert(team: Team, page: Page, tracker: list[str]) -> None:
     payload = "<img src=x onerror=alert(1)>"
     new_contact(team, payload, "<script>alert(2)</script>", phone="0351 1112223", company=payload,
                 email="xss@angreifer.example")
@@ -207,8 +237,10 @@ def test_markup_in_names_and_mail_stays_inert(team: Team, page: Page) -> None:
     message["Message-ID"] = make_msgid()
     message.set_content("Text <b>ohne</b> HTML")
     message.add_alternative('<p>Hallo</p><script>alert(4)</script><img src="x" onerror="alert(5)">'
-                            '<img src="https://tracker.example/pixel.png"><a href="javascript:alert(6)">klick</a>',
+                            f'<img src="{tracker[0]}/pixel.gif"><a href="javascript:alert(6)">klick</a>',
                             subtype="html")
+    message.add_attachment(b"%PDF-1.4 Angebot 2027", maintype="application", subtype="pdf",
+                           filename="angebot-2027.pdf")
     assert team.dovecot is not None
     team.dovecot.append("INBOX", bytes(message))
     contact = int(card.locator(".match").get_attribute("data-id") or 0)
@@ -226,6 +258,15 @@ def test_markup_in_names_and_mail_stays_inert(team: Team, page: Page) -> None:
     page.wait_for_timeout(300)
     assert page.dialogs == [], page.dialogs  # type: ignore[attr-defined]
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    assert tracker[1:] == []  # the remote image was never fetched: the reader's visit stays unknown
+
+    attachment = dialog.locator(".email-attachments a")
+    expect(attachment).to_have_text("angebot-2027.pdf")
+    with page.expect_download() as download:
+        attachment.click()
+    saved = download.value
+    assert saved.suggested_filename == "angebot-2027.pdf"
+    assert saved.path().read_bytes() == b"%PDF-1.4 Angebot 2027"
 
 
 def test_two_tabs_of_one_agent_both_get_the_pop(team: Team, context: BrowserContext) -> None:

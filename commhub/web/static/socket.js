@@ -84,8 +84,9 @@ export class AgentSocket {
       return;
     }
     clearTimeout(this.pongTimer);
-    if (message.type === "hello" && this.lastSeq === null) {
-      // A first connect starts from now: older pops are history, not calls ringing.
+    if (message.type === "hello" && (this.lastSeq === null || message.seq < this.lastSeq)) {
+      // A first connect starts from now: older pops are history, not calls ringing. A server whose
+      // counter is behind ours has a new database: its messages are new whatever their seq.
       this.lastSeq = message.seq;
     }
     if (CHANGES.has(message.type)) {
