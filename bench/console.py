@@ -243,7 +243,10 @@ def report(result: dict[str, Any]) -> str:
             f"Card ÷ floor at p50: {card_p50 / floor_p50:.2f}.",
             "",
         ]
-    return "\n".join(lines).rstrip("\n")
+    lines += ["The floor is commhub's own part: the pop at a bare WebSocket client in the driver's process. "
+              "Card − floor is the browser's part: receiving and parsing the message and building the card. "
+              "In a burst that part grows because the tab builds the ten cards one after another."]
+    return "\n".join(lines)
 
 
 def write_docs(path: Path, text: str) -> None:
