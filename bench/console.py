@@ -152,6 +152,15 @@ async def measure(server: CommhubProcess, chromium: str, args: argparse.Namespac
     return {"calls": args.calls, "agents": args.agents, "rounds": rounds}
 
 
+async def arrival(page: Any, agents: Agents, provider_id: str) -> tuple[float, float]:
+    """When the call's card entered the tab's DOM, and when its pop reached the floor agent (time.time())."""
+    await page.wait_for_function("id => window.__cards[id] !== undefined", arg=provider_id, timeout=10_000)
+    card = await page.evaluate("id => window.__cards[id]", provider_id) / 1000
+    while (FLOOR_EXTENSION, provider_id) not in agents.arrived:
+        await asyncio.sleep(0.001)
+    return card, agents.arrived[(FLOOR_EXTENSION, provider_id)]
+
+
 async def one_round(server: CommhubProcess, http: aiohttp.ClientSession, page: Any, agents: Agents,
                     group: list[str], size: int, calls: int) -> dict[str, Any]:
     card_ms: list[float] = []
@@ -165,11 +174,7 @@ async def one_round(server: CommhubProcess, http: aiohttp.ClientSession, page: A
         event = {"event": "ringing", "call_id": provider_id, "direction": "in",
                  "from": f"+49 30 {5_000_000 + n % 300}", "to": "+4930555000", "targets": ring}
         posted = await post_event(http, server, event)
-        await page.wait_for_function("id => window.__cards[id] !== undefined", arg=provider_id, timeout=10_000)
-        card = await page.evaluate("id => window.__cards[id]", provider_id) / 1000
-        while (FLOOR_EXTENSION, provider_id) not in agents.arrived:
-            await asyncio.sleep(0.001)
-        floor = agents.arrived[(FLOOR_EXTENSION, provider_id)]
+        card, floor = await arrival(page, agents, provider_id)
         if n >= 5:
             card_ms.append((card - posted) * 1000)
             floor_ms.append((floor - posted) * 1000)
@@ -196,12 +201,7 @@ async def burst_round(server: CommhubProcess, http: aiohttp.ClientSession, page:
                            "from": f"+49 30 {5_000_000 + n % 300}", "to": "+4930555000", "targets": ring})
         posted = await asyncio.gather(*(post_event(http, server, event) for event in events))
         for event, at in zip(events, posted, strict=True):
-            provider_id = event["call_id"]
-            await page.wait_for_function("id => window.__cards[id] !== undefined", arg=provider_id, timeout=10_000)
-            card = await page.evaluate("id => window.__cards[id]", provider_id) / 1000
-            while (FLOOR_EXTENSION, provider_id) not in agents.arrived:
-                await asyncio.sleep(0.001)
-            floor = agents.arrived[(FLOOR_EXTENSION, provider_id)]
+            card, floor = await arrival(page, agents, event["call_id"])
             card_ms.append((card - at) * 1000)
             floor_ms.append((floor - at) * 1000)
             browser_ms.append((card - floor) * 1000)

@@ -15,7 +15,7 @@ from commhub.push.dispatch import Dispatcher, Message, T, Work, write_and_push
 from commhub.store import calls as stored
 from commhub.store.call_sql import CallSql
 from commhub.store.sql_db import SessionDb
-from commhub.store.models import Agent, Task, utcnow
+from commhub.store.models import Task, utcnow
 from commhub.telephony import notes
 from commhub.telephony.calls import STATES
 from commhub.telephony.callbacks import task_json
@@ -89,11 +89,10 @@ async def list_tasks(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         found = list(await session.scalars(statement.order_by(Task.id.desc()).limit(limit)))
         # The assignees' names in one query, so a client can show whose task it is without asking per task.
-        assignees = {task.assignee_agent_id for task in found if task.assignee_agent_id is not None}
-        names = (await session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(assignees)))).all() \
-            if assignees else []
+        assignees = [task.assignee_agent_id for task in found]
+        names = await session.run_sync(lambda sync: CallSql(SessionDb(sync)).agent_names(assignees))
     return web.json_response({"items": [task_json(task) for task in found],
-                              "agents": {str(agent_id): name for agent_id, name in names}})
+                              "agents": {str(agent_id): name for agent_id, name in names.items()}})
 
 
 async def patch_task(request: web.Request) -> web.Response:

@@ -7,7 +7,6 @@ clicking through the page, and the server is another process.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from support.browser import require_chromium
 from support.commhub_process import CommhubProcess
-from support.dovecot import Dovecot, find_dovecot
+from support.dovecot import Dovecot, require_dovecot
 
 # The page reacts within milliseconds; a slow CI machine still gets some room before a test fails.
 expect.set_options(timeout=10_000)
@@ -49,17 +48,6 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
-def start_dovecot(directory: Path) -> Dovecot:
-    if find_dovecot() is None:
-        message = "Dovecot is not installed (Debian package dovecot-imapd); the console's email tests need it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message + " (not CI)")
-    server = Dovecot(directory)
-    server.start()
-    return server
-
-
 def team_server(directory: Path, dovecot: Dovecot | None = None) -> Team:
     """A commhub with two agents and an admin; watching the Dovecot mailbox `vertrieb` if one is given."""
     mailbox = "" if dovecot is None else (
@@ -75,7 +63,9 @@ def team_server(directory: Path, dovecot: Dovecot | None = None) -> Team:
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    dovecot = start_dovecot(tmp_path_factory.mktemp("dovecot"))
+    require_dovecot()
+    dovecot = Dovecot(tmp_path_factory.mktemp("dovecot"))
+    dovecot.start()
     try:
         team = team_server(tmp_path_factory.mktemp("commhub"), dovecot)
         try:

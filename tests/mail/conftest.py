@@ -11,12 +11,11 @@ installs Debian's dovecot-imapd (.ci/run), so a missing server there is a broken
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.dovecot import Dovecot, find_dovecot
+from support.dovecot import Dovecot, require_dovecot
 from support.smtp_server import SmtpServer, TlsMode
 
 SMTP_USER = "mailer"
@@ -27,11 +26,7 @@ SMTP_TOKEN = "mailer-oauth-token"
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     """A running Dovecot with one user (`user`, `password`, `oauth_token`) and an empty INBOX."""
-    if find_dovecot() is None:
-        message = "Dovecot is not installed (Debian package dovecot-imapd); the IMAP tests need it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message + " (not CI)")
+    require_dovecot()
     server = Dovecot(tmp_path)
     try:
         server.start()

@@ -48,6 +48,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
+import pytest
 from support.certs import make_localhost_cert
 
 HOST = "127.0.0.1"
@@ -61,6 +62,15 @@ def find_dovecot() -> str | None:
     """The dovecot binary, or None when Debian's dovecot-imapd is not installed."""
     # A non-root PATH often lacks /usr/sbin.
     return shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/sbin")
+
+
+def require_dovecot() -> None:
+    """Without Dovecot the test fails under CI (which installs it) and skips elsewhere."""
+    if find_dovecot() is None:
+        message = "Dovecot is not installed (Debian package dovecot-imapd); the IMAP tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message + " (not CI)")
 
 
 def imap_utf7(name: str) -> str:
