@@ -10,13 +10,8 @@ note and opens the customer's file. Writes console-pop.png and console-timeline.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -26,32 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.browser import find_chromium  # noqa: E402
-from support.commhub_process import free_port  # noqa: E402
+from support.commhub_process import free_port, start_demo  # noqa: E402
 
 DEMO_SECRET = "demo-secret"
-
-
-def start_demo(workdir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("COMMHUB_")}
-    env |= {"COMMHUB_SERVER__PORT": str(port), "COMMHUB_LOGGING__LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "commhub", "serve", "--demo"], cwd=workdir, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    token = ""
-    while not token:
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit(f"serve --demo exited with {process.wait()}")
-        if found := re.search(r"token: (chub_\S+)", line):
-            token = found.group(1)
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return process, token
 
 
 def ring(port: int, event: str, call_id: str, **fields: str) -> None:

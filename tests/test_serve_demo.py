@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -14,58 +13,20 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
-START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from support.commhub_process import free_port, start_demo
 
 
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     port = free_port()
-    env = {**os.environ, "COMMHUB_SERVER__PORT": str(port), "COMMHUB_LOGGING__LEVEL": "warning"}
-    env.pop("COMMHUB_CONFIG", None)
-    env.pop("COMMHUB_DATABASE__URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "commhub", "serve", "--demo"], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
+    process, token = start_demo(tmp_path, port)
     try:
-        token = _read_token(process)
-        # Keep reading what the server prints, so a full pipe can never stall it.
-        threading.Thread(target=process.stdout.read, daemon=True).start()
-        _wait_until_listening(port)
         yield f"http://127.0.0.1:{port}", token, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=20)
+        assert process.stdout is not None
         process.stdout.close()
-
-
-def _read_token(process: subprocess.Popen[str]) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(f"serve --demo exited with {process.wait()}")
-        found = re.search(r"token: (chub_\S+)", line)
-        if found:
-            return found.group(1)
-    raise AssertionError("no demo token printed")
-
-
-def _wait_until_listening(port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("server did not start listening")
 
 
 async def test_demo_server_answers_the_walkthrough(demo_server: tuple[str, str, Path]) -> None:

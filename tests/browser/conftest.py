@@ -7,6 +7,7 @@ clicking through the page, and the server is another process.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +108,32 @@ def sign_in(page: Page, server: CommhubProcess, token: str) -> None:
     page.locator("#login-token").fill(token)
     page.locator("#login-form button[type=submit]").click()
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+
+
+def new_contact(team: Team, first: str, last: str, *, phone: str, company: str | None = None,
+                customer_class: str | None = None, email: str | None = None) -> int:
+    body: dict[str, object] = {"first_name": first, "last_name": last, "phones": [{"kind": "work", "number": phone}]}
+    if company:
+        body["company"] = company
+    if customer_class:
+        body["class"] = customer_class
+    if email:
+        body["emails"] = [email]
+    status, reply = team.server.request("POST", "/api/contacts", token=team.admin, body=body)
+    assert status == 201, reply
+    return int(reply["id"])
+
+
+def wait_for_entry(team: Team, contact: int, kind: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, history = team.server.request("GET", f"/api/contacts/{contact}/history", token=team.admin)
+        if any(entry["kind"] == kind for entry in history["items"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} entry for contact {contact} after {timeout} s")
+
+
+def note_bodies(team: Team, contact: int) -> list[str]:
+    _, history = team.server.request("GET", f"/api/contacts/{contact}/history", token=team.admin)
+    return [entry["body"] for entry in history["items"] if entry["kind"] == "note"]

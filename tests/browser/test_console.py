@@ -12,32 +12,8 @@ from email.utils import make_msgid
 
 import pytest
 
-from conftest import Team, sign_in, watched
+from conftest import Team, new_contact, sign_in, wait_for_entry, watched
 from playwright.sync_api import BrowserContext, Page, expect
-
-
-def new_contact(team: Team, first: str, last: str, *, phone: str, company: str | None = None,
-                customer_class: str | None = None, email: str | None = None) -> int:
-    body: dict[str, object] = {"first_name": first, "last_name": last, "phones": [{"kind": "work", "number": phone}]}
-    if company:
-        body["company"] = company
-    if customer_class:
-        body["class"] = customer_class
-    if email:
-        body["emails"] = [email]
-    status, reply = team.server.request("POST", "/api/contacts", token=team.admin, body=body)
-    assert status == 201, reply
-    return int(reply["id"])
-
-
-def wait_for_entry(team: Team, contact: int, kind: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _, history = team.server.request("GET", f"/api/contacts/{contact}/history", token=team.admin)
-        if any(entry["kind"] == kind for entry in history["items"]):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no {kind} entry for contact {contact} after {timeout} s")
 
 
 @pytest.fixture

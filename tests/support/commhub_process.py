@@ -13,14 +13,22 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 START_TIMEOUT_S = 60
 SOURCE = "pbx"
 SOURCE_SECRET = "console-test-secret-0123456789"
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without COMMHUB_* settings: a child reads only the config it is given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("COMMHUB_")}
+    return env | overrides
 
 
 def free_port() -> int:
@@ -48,11 +56,8 @@ class CommhubProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def cli(self, *args: str) -> str:
-        env = {**os.environ}
-        for name in [n for n in env if n.startswith("COMMHUB_")]:
-            env.pop(name)
         done = subprocess.run([sys.executable, "-m", "commhub", *args, "--config", str(self.config)],
-                              cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120)
+                              cwd=self.workdir, env=clean_env(), capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise AssertionError(f"commhub {' '.join(args)} failed: {done.stdout}{done.stderr}")
         return done.stdout
@@ -64,21 +69,11 @@ class CommhubProcess:
         return found.group(1)
 
     def start(self) -> None:
-        env = {name: value for name, value in os.environ.items() if not name.startswith("COMMHUB_")}
         with self.log.open("a", encoding="utf-8") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "commhub", "serve", "--config", str(self.config)],
-                                            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"commhub serve exited with {self.process.returncode}: {self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("commhub serve did not answer /healthz")
+                                            cwd=self.workdir, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+                                            text=True)
+        wait_until_healthy(self.process, self.base, lambda: self.log.read_text())
 
     def stop(self) -> None:
         if self.process is None:
@@ -115,3 +110,41 @@ class CommhubProcess:
         assert status == 200, reply
         return started
 
+
+
+def wait_until_healthy(process: subprocess.Popen[str], base: str, output: Callable[[], str] = lambda: "") -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"commhub serve exited with {process.returncode}: {output()}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("commhub serve did not answer /healthz")
+
+
+def start_demo(workdir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """`commhub serve --demo` as the README's run command starts it: the process and the token it printed.
+    Stop it with terminate(); what it prints after the token is read (and dropped) by a thread."""
+    env = clean_env(COMMHUB_SERVER__PORT=str(port), COMMHUB_LOGGING__LEVEL="warning")
+    process = subprocess.Popen([sys.executable, "-m", "commhub", "serve", "--demo"], cwd=workdir, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    token = None
+    while token is None and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"serve --demo exited with {process.wait()}")
+        if found := re.search(r"token: (chub_\S+)", line):
+            token = found.group(1)
+    if token is None:
+        process.kill()
+        raise AssertionError("no demo token printed")
+    # Keep reading what the server prints, so a full pipe can never stall it.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    wait_until_healthy(process, f"http://127.0.0.1:{port}")
+    return process, token

@@ -13,11 +13,14 @@ import { WorkList } from "./worklist.js";
 const state = { agent: null };
 const me = () => state.agent?.id;
 
-const socket = new AgentSocket({ onMessage: receive, onState: showConnection });
+// A browser does not say why a WebSocket handshake failed: asking the API tells an ended session
+// (its 401 brings back the sign-in form) from a server that is just not there.
+const socket = new AgentSocket({ onMessage: receive, onState: showConnection,
+                                 onRefused: () => get("/api/me").catch(() => null) });
 const notes = new NoteOutbox(socket);
 const customer = new CustomerView();
 const openFile = (kind, id) => customer.open(kind, id).catch((error) => customer.fail(error));
-const pops = new PopBoard(byId("pops"), byId("pops-empty"), { notes, openFile, me });
+const pops = new PopBoard(byId("pops"), byId("pops-empty"), { notes, openFile });
 const work = new WorkList({ openFile, me });
 const ringer = new Ringer(byId("sound"), byId("notify"));
 
@@ -68,12 +71,14 @@ function showConsole(agent) {
   byId("logout").hidden = false;
   byId("sound-toggle").hidden = false;
   byId("notify-toggle").hidden = !("Notification" in window);
+  notes.open(agent.id);
   socket.start();
 }
 
-function showLogin(message = "") {
+// `discard`: the agent signed out on purpose; an expired session keeps the agent's unsent notes.
+function showLogin(message = "", { discard = false } = {}) {
   socket.stop();
-  notes.clear();
+  notes.close({ discard });
   pops.clear();
   customer.clear();
   state.agent = null;
@@ -103,7 +108,7 @@ byId("login-form").addEventListener("submit", async (event) => {
 
 byId("logout").addEventListener("click", async () => {
   await api("DELETE", "/api/session").catch(() => null);
-  showLogin();
+  showLogin("", { discard: true });
 });
 
 byId("language").addEventListener("change", (event) => {

@@ -1,15 +1,33 @@
 // Call notes go over the WebSocket (`note`, answered by `note.saved` with the same `ref`). A note written
 // while offline waits here and is sent again after every reconnect until the server confirms it; the
 // server recognises a `ref` it has already saved, so a confirmation lost on the way never doubles a note.
-// Pending notes live in sessionStorage: a reload of the tab keeps them.
+// Pending notes live in sessionStorage under the agent's id: a reload of the tab keeps them, and so
+// does an expired session when the same agent signs in again; nobody else ever sends them.
 
-const STORAGE_KEY = "commhub.pendingNotes";
+const STORAGE_PREFIX = "commhub.pendingNotes.";
 
 export class NoteOutbox {
   constructor(socket) {
     this.socket = socket;
+    this.key = null;
     this.listeners = new Map(); // ref -> (state, detail) callback
-    this.pending = new Map(JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "[]"));
+    this.pending = new Map();
+  }
+
+  open(agentId) {
+    this.key = STORAGE_PREFIX + agentId;
+    this.pending = new Map(JSON.parse(sessionStorage.getItem(this.key) || "[]"));
+  }
+
+  // `discard`: the agent signed out on purpose, so unsent notes go; otherwise they wait for the agent.
+  close({ discard }) {
+    if (discard) {
+      this.pending.clear();
+      this.save();
+    }
+    this.pending = new Map();
+    this.listeners.clear();
+    this.key = null;
   }
 
   // target: {call_id} or {contact_id}; returns the ref the states are reported under.
@@ -34,35 +52,25 @@ export class NoteOutbox {
     for (const ref of this.pending.keys()) this.sendOne(ref);
   }
 
-  // Returns true when the message was the answer to a note of this tab.
+  // Returns true when the message was the answer to a note of this tab. An `error` is a refusal a
+  // retry cannot fix (empty text, unknown call): the note stops being sent, and the agent is told why.
   handle(message) {
     const ref = message.ref;
     if (!ref || !this.pending.has(ref)) return false;
-    if (message.type === "note.saved") {
-      this.pending.delete(ref);
-      this.save();
-      this.listeners.get(ref)?.("saved", message.entry);
-      this.listeners.delete(ref);
-      return true;
-    }
-    if (message.type === "error") {
-      // Refused for a reason a retry cannot fix (empty text, unknown call): stop sending it.
-      this.pending.delete(ref);
-      this.save();
-      this.listeners.get(ref)?.("failed", message.message);
-      this.listeners.delete(ref);
-      return true;
-    }
-    return false;
+    if (message.type === "note.saved") this.settle(ref, "saved", message.entry);
+    else if (message.type === "error") this.settle(ref, "failed", message.message);
+    else return false;
+    return true;
   }
 
-  clear() {
-    this.pending.clear();
-    this.listeners.clear();
+  settle(ref, state, detail) {
+    this.pending.delete(ref);
     this.save();
+    this.listeners.get(ref)?.(state, detail);
+    this.listeners.delete(ref);
   }
 
   save() {
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify([...this.pending]));
+    if (this.key) sessionStorage.setItem(this.key, JSON.stringify([...this.pending]));
   }
 }

@@ -7,12 +7,11 @@ import { formatDuration, formatTime, t } from "./i18n.js";
 const KEPT_CARDS = 20;
 
 export class PopBoard {
-  constructor(list, empty, { notes, openFile, me }) {
+  constructor(list, empty, { notes, openFile }) {
     this.list = list;
     this.empty = empty;
     this.notes = notes;
     this.openFile = openFile;
-    this.me = me;
     this.cards = new Map(); // call id -> {element, message}
   }
 
@@ -37,8 +36,7 @@ export class PopBoard {
     const entry = this.cards.get(message.call.id);
     if (!entry) return;
     const by = message.by || {};
-    const text = by.agent_id === this.me() ? t("pop.answered_by", { name: by.name })
-      : by.name || by.key ? t("pop.answered_by", { name: by.name || by.key }) : t("pop.answered_elsewhere");
+    const text = by.name || by.key ? t("pop.answered_by", { name: by.name || by.key }) : t("pop.answered_elsewhere");
     replace(entry.element.querySelector(".pop-outcome"), text);
     this.setState(entry.element, message.call);
   }
@@ -113,7 +111,7 @@ export function showNoteState(status, state, detail) {
   status.dataset.state = state;
   const texts = { sending: t("note.sending"), queued: t("note.queued"), saved: t("note.saved"),
                   failed: t("note.failed", { reason: detail || "" }) };
-  status.textContent = state === "failed" && detail === t("note.empty") ? detail : texts[state];
+  status.textContent = texts[state];
 }
 
 export function numberText(caller) {

@@ -8,9 +8,11 @@ const PING_EVERY_MS = 20000;
 const PONG_TIMEOUT_MS = 10000;
 
 export class AgentSocket {
-  constructor({ onMessage, onState }) {
+  // onRefused: a connection closed before it opened (the server may have refused the session).
+  constructor({ onMessage, onState, onRefused }) {
     this.onMessage = onMessage;
     this.onState = onState;
+    this.onRefused = onRefused;
     this.lastSeq = null;
     this.failures = 0;
     this.socket = null;
@@ -58,13 +60,19 @@ export class AgentSocket {
     const after = this.lastSeq === null ? "" : `?after=${this.lastSeq}`;
     const socket = new WebSocket(`${scheme}//${location.host}/ws${after}`);
     this.socket = socket;
+    this.opened = false;
     socket.addEventListener("open", () => {
+      this.opened = true;
       this.failures = 0;
       this.onState("connected");
       this.schedulePing();
     });
     socket.addEventListener("message", (event) => this.receive(event.data));
-    socket.addEventListener("close", () => this.drop(socket));
+    socket.addEventListener("close", () => {
+      const refused = this.socket === socket && !this.opened;
+      this.drop(socket);
+      if (refused) this.onRefused();
+    });
   }
 
   // Forget a socket and plan the next attempt; a close event that comes later for it changes nothing.
