@@ -7,7 +7,9 @@
     ├── Unauthorized (401)       no or unknown credentials
     ├── Forbidden (403)          known caller, not allowed
     ├── NotFound (404)
-    └── Conflict (409)
+    ├── Conflict (409)
+    ├── TooManyRequests (429)    too many failed credentials from one client; carries retry_after
+    └── Unavailable (503)        the database cannot be reached or written; the caller should retry
 
 The web layer renders every CommhubError as `{"error": {"code", "message", "details"?}}`;
 the CLI prints its message and exits non-zero. Bad input therefore never becomes a 5xx.
@@ -66,3 +68,18 @@ class NotFound(CommhubError):
 class Conflict(CommhubError):
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(CommhubError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class Unavailable(CommhubError):
+    status = 503
+    code = "unavailable"
+    retry_after = 5

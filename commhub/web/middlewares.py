@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
-from commhub.errors import CommhubError, Unauthorized
+from commhub.errors import CommhubError, TooManyRequests, Unauthorized, Unavailable
 from commhub.keys import AGENT, AUTH, SESSIONS
 from commhub.log import get_logger
 from commhub.store.agents import authenticate
+from commhub.store.outage import is_database_outage
 from commhub.web.console_session import credentials, refuse_cross_site
 
 log = get_logger("commhub.web")
@@ -69,6 +70,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         response = await handler(request)
     except CommhubError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, (TooManyRequests, Unavailable)):
+            response.headers["Retry-After"] = str(exc.retry_after)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -77,7 +80,15 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         for header in ("Allow", "Retry-After"):
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
-    except Exception:
+    except Exception as exc:
+        if is_database_outage(exc):
+            # Warning, not exception: an outage is the operator's to fix, and every request would
+            # otherwise dump the same traceback.
+            log.warning("request.database_unavailable", method=request.method, path=request.path,
+                        error=type(exc).__name__)
+            response = error_response(503, Unavailable.code, "the database is unavailable; retry later")
+            response.headers["Retry-After"] = str(Unavailable.retry_after)
+            return response
         log.exception("request.failed", method=request.method, path=request.path)
         response = error_response(500, "internal_error", "internal error; the details are in the server log")
     log.debug("request", method=request.method, path=request.path, status=response.status,
