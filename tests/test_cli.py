@@ -26,7 +26,7 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_db_upgrade_then_up_to_date(run) -> None:  # type: ignore[no-untyped-def]
     first = run("db", "upgrade")
-    assert first.returncode == 0 and "applied 4 migration(s): 0001, 0002, 0003, 0004" in first.stdout
+    assert first.returncode == 0 and "applied 5 migration(s): 0001, 0002, 0003, 0004, 0005" in first.stdout
     assert run("db", "upgrade").stdout.strip() == "database is up to date"
 
 

@@ -454,3 +454,49 @@ class OutboxMessage(Base):
         CheckConstraint("status IN ('queued', 'sent', 'failed')", name="status"),
         Index("ix_mail_outbox_status_next", "status", "next_attempt_at"),
     )
+
+
+class AuditEvent(Base):
+    """Who read, changed, exported or erased which file, when and from where. Append-only: the
+    migration adds triggers that refuse UPDATE and DELETE, so not even a bug in commhub rewrites it.
+
+    Holds ids and counts, never names, numbers, addresses or bodies (`details` is written by
+    `commhub.audit` only, from a fixed set of keys)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # No foreign key: the trail must outlive an agent that is removed later.
+    agent_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(100))  # "agent:3", "cli:root", "daemon", "anonymous"
+    action: Mapped[str] = mapped_column(String(32))
+    subject_kind: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    via: Mapped[str] = mapped_column(String(16))  # api, console, ws, cli, daemon
+    client: Mapped[str | None] = mapped_column(String(64))  # the client's IP address
+    route: Mapped[str | None] = mapped_column(String(200))  # "GET /api/contacts/{id}"
+    status: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    __table_args__ = (Index("ix_audit_events_subject", "subject_kind", "subject_id", "at"),
+                      Index("ix_audit_events_agent_at", "agent_id", "at"))
+
+
+class ErasureTombstone(Base):
+    """A number or address of a person erased on request, as a keyed digest (HMAC-SHA256 with the
+    installation's `privacy_keys` key): an import of an old export cannot bring the person back
+    unnoticed, and nobody can read the number back out of the table."""
+
+    __tablename__ = "erasure_tombstones"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # phone, email
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (CheckConstraint("kind IN ('phone', 'email')", name="kind"),)
+
+
+class PrivacyKey(Base):
+    """The installation's secret for keyed digests, made once at the first erasure."""
+
+    __tablename__ = "privacy_keys"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
