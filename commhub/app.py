@@ -25,13 +25,14 @@ from commhub.keys import (
     CALL_DATABASE,
     MAIL_DATABASE,
     MAIL_SERVICE,
+    LIMITER,
 )
 from commhub.log import get_logger
 from commhub.settings import Settings
 from commhub.store.db import create_engine, session_factory, sqlite_path
 from commhub.push.dispatch import Dispatcher
 from commhub.push.hub import Hub
-from commhub.store import messages
+from commhub.store import agents, messages
 from commhub.store.migrate import upgrade
 from commhub.store.models import utcnow
 from commhub.store.call_db import CallDatabase
@@ -40,7 +41,9 @@ from commhub.mail.service import MailService
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
+from commhub.web.rate_limit import FailureLimiter
 from commhub.web.middlewares import json_errors, require_agent, security_headers
+from commhub.web.route_policy import route_policy
 from commhub.web.routes import add_routes
 
 log = get_logger("commhub.app")
@@ -48,14 +51,18 @@ log = get_logger("commhub.app")
 MAX_BODY_BYTES = 1024 * 1024
 PRUNE_INTERVAL_S = 3600
 CHECKPOINT_INTERVAL_S = 5
+TOKENS_KEPT = timedelta(days=30)
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers, json_errors, require_agent], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[security_headers, json_errors, require_agent, route_policy], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[SOURCES] = Sources.from_settings(settings)  # a bad [[sources]] entry stops the start, not a call
     app[REPLAY_GUARD] = MemoryReplayGuard()
     app[HUB] = Hub()
+    access = settings.access
+    app[LIMITER] = FailureLimiter(limit=access.failure_limit, window_s=access.failure_window_seconds,
+                                  block_s=access.block_seconds)
     app[DISPATCHER] = Dispatcher()
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(telephony)
@@ -107,7 +114,7 @@ async def mail(app: web.Application) -> AsyncIterator[None]:
 
 
 async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
-    """Forget agent messages no `resume` may ask for any more, once at start and then hourly."""
+    """Forget agent messages no `resume` may ask for any more and long-ended tokens, at start and hourly."""
     push = app[SETTINGS].push
 
     async def prune_forever() -> None:
@@ -117,7 +124,9 @@ async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
                     removed = await session.run_sync(
                         messages.prune, older_than=utcnow() - timedelta(hours=push.backlog_hours),
                         keep_per_agent=push.backlog_messages)
-                log.info("backlog.pruned", removed=removed)
+                    # Kept a month after they ended, so `agents tokens --all` still explains a refused client.
+                    tokens = await agents.prune_tokens(session, ended_before=utcnow() - TOKENS_KEPT)
+                log.info("backlog.pruned", removed=removed, tokens=tokens)
             except Exception:
                 log.exception("backlog.prune_failed")
             await asyncio.sleep(PRUNE_INTERVAL_S)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from commhub import __version__
-from commhub.commands import agents, contacts, db, listen, mail, serve
+from commhub.commands import agents, audit, contacts, db, gdpr, listen, mail, serve
 from commhub.errors import CommhubError
 from commhub.log import configure_logging
 from commhub.settings import Settings, load_settings
@@ -54,6 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                  required=True), common)
     _mail(verbs.add_parser("mail", help="mailboxes and sending").add_subparsers(dest="mail_verb", required=True),
           common)
+    privacy = verbs.add_parser("gdpr", help="export or erase a person's data (GDPR Art. 15, 17, 20)").add_subparsers(
+        dest="gdpr_verb", required=True)
+    exporting = privacy.add_parser("export", parents=[common], help="one zip with everything held about a contact")
+    exporting.add_argument("id", type=int, help="the contact's id")
+    exporting.add_argument("--out", help="the zip file to write (default: commhub-contact-ID.zip)")
+    exporting.add_argument("--force", action="store_true", help="overwrite --out")
+    exporting.set_defaults(command=gdpr.gdpr_export)
+    erasing = privacy.add_parser("erase", parents=[common], help="erase a contact and what concerns only them")
+    erasing.add_argument("id", type=int, help="the contact's id")
+    erasing.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erasing.set_defaults(command=gdpr.gdpr_erase)
+    auditing = verbs.add_parser("audit", parents=[common], help="who read, changed, exported or erased which "
+                                                                "file (newest first)")
+    auditing.add_argument("--contact", type=int, help="events about this contact id")
+    auditing.add_argument("--subject", help="KIND or KIND:ID, e.g. email:12 or organization")
+    auditing.add_argument("--agent", help="events of this agent (name)")
+    auditing.add_argument("--action", help="read, search, list, create, change, delete, export, erase, ...")
+    auditing.add_argument("--since", help="from this date (YYYY-MM-DD, UTC)")
+    auditing.add_argument("--until", help="before this date (YYYY-MM-DD, UTC)")
+    auditing.add_argument("--limit", type=int, default=100)
+    auditing.add_argument("--json", action="store_true", help="one JSON object per line")
+    auditing.set_defaults(command=audit.audit_query)
     return parser
 
 
@@ -84,7 +106,20 @@ def _agents(verbs: Any, common: argparse.ArgumentParser) -> None:
     token = verbs.add_parser("token", parents=[common], help="issue a new token for an agent")
     token.add_argument("name")
     token.add_argument("--label", default="cli")
+    token.add_argument("--days", type=int, help="valid for this many days (default: [agents] token_days, "
+                                                "or unlimited)")
     token.set_defaults(command=agents.agents_token)
+    listing = verbs.add_parser("tokens", parents=[common], help="list an agent's tokens (never the secrets)")
+    listing.add_argument("name")
+    listing.add_argument("--all", action="store_true", help="also expired and revoked tokens")
+    listing.set_defaults(command=agents.agents_tokens)
+    revoking = verbs.add_parser("revoke", parents=[common], help="revoke one token (--token ID) or all of an "
+                                                                  "agent's tokens (--all)")
+    revoking.add_argument("name")
+    which = revoking.add_mutually_exclusive_group(required=True)
+    which.add_argument("--token", type=int, help="the token's id, from `agents tokens`")
+    which.add_argument("--all", action="store_true", help="every token of the agent, console sessions too")
+    revoking.set_defaults(command=agents.agents_revoke)
     verbs.add_parser("list", parents=[common], help="list agents").set_defaults(command=agents.agents_list)
 
 

@@ -16,6 +16,7 @@ from commhub.store.mail_db import MailDatabase
 from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
+from commhub.web.rate_limit import FailureLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -29,6 +30,7 @@ CALL_DESK = web.AppKey("call_desk", CallDesk)
 CALL_DATABASE = web.AppKey("call_database", CallDatabase)
 MAIL_DATABASE = web.AppKey("mail_database", MailDatabase)
 MAIL_SERVICE = web.AppKey("mail_service", MailService)
+LIMITER = web.AppKey("limiter", FailureLimiter)
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)

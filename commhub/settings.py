@@ -193,6 +193,17 @@ class PushSettings(Section):
     heartbeat_seconds: float = Field(30, ge=1, le=600)
 
 
+class AccessSettings(Section):
+    """Failed logins and webhook credentials per client address: `failure_limit` within
+    `failure_window_seconds` block that address for `block_seconds` (429 with Retry-After)."""
+
+    failure_limit: int = Field(10, ge=1, le=10_000)
+    failure_window_seconds: float = Field(60, gt=0, le=86_400)
+    block_seconds: float = Field(300, gt=0, le=86_400)
+    # Reverse proxies whose X-Forwarded-For is believed (their own address is never the client's).
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -207,6 +218,7 @@ class Settings(Section):
     smtp: SmtpSettings = SmtpSettings()
     agents: AgentDefaults = AgentDefaults()
     push: PushSettings = PushSettings()
+    access: AccessSettings = AccessSettings()
     logging: LoggingSettings = LoggingSettings()
     source_file: str | None = Field(None, exclude=True)
 

@@ -128,3 +128,37 @@ async def authenticate(session: AsyncSession, token: str, now: datetime | None =
         row.last_used_at = now
         await session.commit()
     return agent
+
+
+def token_state(token: AgentToken, now: datetime | None = None) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+async def list_tokens(session: AsyncSession, agent: Agent, *, include_ended: bool = False) -> list[AgentToken]:
+    """An agent's tokens, newest first; only the usable ones unless `include_ended`."""
+    query = select(AgentToken).where(AgentToken.agent_id == agent.id).order_by(AgentToken.id.desc())
+    tokens = list(await session.scalars(query))
+    return tokens if include_ended else [t for t in tokens if token_state(t) == "active"]
+
+
+async def revoke_token_id(session: AsyncSession, token_id: int, *, agent_id: int | None = None) -> AgentToken:
+    """Revoke one token by its id (not its secret); `agent_id` limits it to that agent's own tokens."""
+    row = await session.get(AgentToken, token_id)
+    if row is None or (agent_id is not None and row.agent_id != agent_id):
+        raise NotFound(f"no token with id {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+async def prune_tokens(session: AsyncSession, *, ended_before: datetime) -> int:
+    """Delete tokens that expired or were revoked before `ended_before` (every console sign-in makes one)."""
+    ended = (AgentToken.revoked_at < ended_before) | (AgentToken.expires_at < ended_before)
+    rows = list(await session.scalars(select(AgentToken).where(ended)))
+    for row in rows:
+        await session.delete(row)
+    return len(rows)

@@ -26,7 +26,7 @@ from commhub.push.hub import AgentSession
 from commhub.store import messages
 from commhub.store.call_sql import CallSql
 from commhub.store.sql_db import SessionDb
-from commhub.store.agents import authenticate
+from commhub.web.access import agent_for_token
 from commhub.store.models import Agent
 from commhub.telephony import notes
 from commhub.web.console_session import credentials, origin_allowed
@@ -90,10 +90,7 @@ async def _authenticate(request: web.Request) -> Agent:
     if found is None:
         raise Unauthorized("send an agent token: Authorization: Bearer <token>, or ?token=, "
                            "or sign in to the console")
-    async with request.app[SESSIONS]() as session:
-        agent = await authenticate(session, found.token)
-    if agent is None:
-        raise Unauthorized("unknown, revoked or expired token")
+    agent = await agent_for_token(request, found.token)
     return agent
 
 

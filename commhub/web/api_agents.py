@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -9,8 +10,8 @@ from aiohttp import web
 from commhub.keys import SESSIONS, SETTINGS
 from commhub.log import get_logger
 from commhub.store import agents
-from commhub.store.models import Agent
-from commhub.web.bodies import current_agent, read_json, require_admin
+from commhub.store.models import Agent, AgentToken
+from commhub.web.bodies import current_agent, path_id, read_json, require_admin
 from commhub.web.schemas import AgentIn
 
 log = get_logger("commhub.api")
@@ -44,3 +45,41 @@ async def create_agent(request: web.Request) -> web.Response:
         payload = agent_json(agent)
     log.info("agent.created", id=payload["id"], role=body.role, by=admin.id)
     return web.json_response({**payload, "token": token}, status=201)
+
+
+def token_json(token: AgentToken) -> dict[str, Any]:
+    """A token's facts; never the token itself, which only its holder ever saw."""
+    return {"id": token.id, "label": token.label, "state": agents.token_state(token),
+            **{name: _iso(getattr(token, name)) for name in ("created_at", "expires_at", "last_used_at", "revoked_at")}}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def my_tokens(request: web.Request) -> web.Response:
+    return await _tokens_of(request, current_agent(request).id)
+
+
+async def agent_tokens(request: web.Request) -> web.Response:
+    require_admin(request)
+    return await _tokens_of(request, path_id(request))
+
+
+async def _tokens_of(request: web.Request, agent_id: int) -> web.Response:
+    everything = request.query.get("all") == "1"
+    async with request.app[SESSIONS]() as session:
+        agent = await agents.agent_with_extensions(session, agent_id)
+        tokens = await agents.list_tokens(session, agent, include_ended=everything)
+    return web.json_response({"items": [token_json(token) for token in tokens]})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    """An admin revokes any token; an agent only its own (a lost laptop's console session)."""
+    agent = current_agent(request)
+    owner = None if agent.role == "admin" else agent.id
+    async with request.app[SESSIONS]() as session, session.begin():
+        row = await agents.revoke_token_id(session, path_id(request), agent_id=owner)
+        revoked_for = row.agent_id
+    log.info("token.revoked", token_id=path_id(request), agent_id=revoked_for, by=agent.id)
+    return web.Response(status=204)

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from commhub.errors import Forbidden, Unauthorized
+from commhub.errors import Forbidden
 from commhub.keys import SESSIONS, SETTINGS
 from commhub.log import get_logger
 from commhub.store import agents
+from commhub.web.access import agent_for_token
 from commhub.web.api_agents import agent_json
 from commhub.web.bodies import read_json
 from commhub.web.schemas import SessionIn
@@ -92,11 +93,8 @@ async def sign_in(request: web.Request) -> web.Response:
     if origin is not None and not origin_allowed(request, origin):
         raise Forbidden("cross-site request refused")
     hours = request.app[SETTINGS].agents.session_hours
+    agent = await agent_for_token(request, body.token)
     async with request.app[SESSIONS]() as session:
-        agent = await agents.authenticate(session, body.token)
-        if agent is None:
-            log.info("console.sign_in_refused", remote=request.remote)
-            raise Unauthorized("unknown, revoked or expired token")
         console_token = await agents.issue_token(session, agent, label=CONSOLE_LABEL, valid_hours=hours)
         await session.commit()
         payload = agent_json(await agents.agent_with_extensions(session, agent.id))

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.contacts.matching import CallerMatch, Candidate
 from commhub.errors import BadRequest, Unauthorized
 from commhub.keys import CALLER_ID, SESSIONS, SOURCES
-from commhub.store.agents import authenticate
 from commhub.store.models import Contact, EmailAddressRow, PhoneNumberRow
 from commhub.telephony.contract import LookupAnswer, LookupMatch, equal_secrets
+from commhub.web.access import WEBHOOK, agent_for_token, count_failure, refuse_blocked
 from commhub.web.console_session import bearer_token
 from commhub.web.webhooks import base_url, reply_response
 
@@ -44,13 +44,14 @@ async def lookup(request: web.Request) -> web.Response:
 
 
 async def _authorise(request: web.Request, secret: str) -> None:
+    refuse_blocked(request, WEBHOOK)
     if equal_secrets(request.query.get("token"), secret):
         return
     token = bearer_token(request)
     if token is not None:
-        async with request.app[SESSIONS]() as session:
-            if await authenticate(session, token) is not None:
-                return
+        await agent_for_token(request, token)
+        return
+    count_failure(request, WEBHOOK)
     raise Unauthorized("give the source's secret as ?token=… or an agent token")
 
 

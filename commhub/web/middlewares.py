@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from aiohttp import web
 
 from commhub.errors import CommhubError, TooManyRequests, Unauthorized, Unavailable
-from commhub.keys import AGENT, AUTH, SESSIONS
+from commhub.keys import AGENT, AUTH
 from commhub.log import get_logger
-from commhub.store.agents import authenticate
 from commhub.store.outage import is_database_outage
+from commhub.web.access import agent_for_token
 from commhub.web.console_session import credentials, refuse_cross_site
 
 log = get_logger("commhub.web")
@@ -105,10 +105,7 @@ async def require_agent(request: web.Request, handler: Handler) -> web.StreamRes
         raise Unauthorized("send an agent token: Authorization: Bearer <token> (or sign in to the console)")
     if found.via == "cookie":
         refuse_cross_site(request)  # before any database work: a refused write costs nothing
-    async with request.app[SESSIONS]() as session:
-        agent = await authenticate(session, found.token)
-    if agent is None:
-        raise Unauthorized("unknown, revoked or expired token")
+    agent = await agent_for_token(request, found.token)
     request[AGENT] = agent
     request[AUTH] = found.via
     return await handler(request)

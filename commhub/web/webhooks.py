@@ -14,6 +14,7 @@ from aiohttp import web
 from commhub.errors import CommhubError
 from commhub.keys import CALL_DESK, REPLAY_GUARD, SETTINGS, SOURCES
 from commhub.log import get_logger
+from commhub.web.access import WEBHOOK, count_failure, refuse_blocked
 from commhub.telephony.contract import IgnoredEvent, RawRequest, Reply
 
 log = get_logger("commhub.hooks")
@@ -50,6 +51,7 @@ def raw_request(request: web.Request, body: bytes) -> RawRequest:
 
 async def receive_hook(request: web.Request) -> web.Response:
     source = request.app[SOURCES].get(request.match_info["source"])
+    refuse_blocked(request, WEBHOOK)
     raw = raw_request(request, await read_limited(request))
     context = source.context(base_url(request), request.app[REPLAY_GUARD])
     try:
@@ -58,6 +60,8 @@ async def receive_hook(request: web.Request) -> web.Response:
         # An admin wants to see a phone system that keeps failing verification (a changed secret, a
         # proxy rewriting the URL); what it sent stays out of the log.
         log.warning("hook.refused", source=source.name, code=refused.code, status=refused.status)
+        if refused.status in (401, 403):
+            count_failure(request, WEBHOOK)
         raise
     try:
         events = source.spec.parse(raw, context)

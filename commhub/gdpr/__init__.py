@@ -1,0 +1,1 @@
+"""Data protection: export (GDPR Art. 15/20), erasure (Art. 17) and retention."""
