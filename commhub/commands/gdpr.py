@@ -22,12 +22,13 @@ async def gdpr_export(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     async with open_database(settings) as db, db.sessions() as session:
         archive = await export_contact(session, args.id, directory=target.parent if target.parent.is_dir() else None)
-        async with session.begin():
-            audit.record(session, audit.Actor.cli(), "export", "contact", args.id,
-                         details={"files": len(archive.files), "bytes": archive.size})
+        audit.record(session, audit.Actor.cli(), "export", "contact", args.id,
+                     details={"files": len(archive.files), "bytes": archive.size})
+        await session.commit()
+    size = archive.size
     shutil.move(archive.path, target)
     counts = ", ".join(f"{value} {name}" for name, value in archive.counts.items())
-    print(f"exported contact {args.id} to {target} ({archive.size} bytes: {counts})")
+    print(f"exported contact {args.id} to {target} ({size} bytes: {counts})")
     return 0
 
 

@@ -68,6 +68,7 @@ async def erase_contact(session: AsyncSession, contact_id: int, *, now: datetime
     theirs = [entry for entry in entries if links[entry.id] <= 1]
     shared = [entry for entry in entries if links[entry.id] > 1]
     theirs_ids = {entry.id for entry in theirs}
+    shared_ids = [entry.id for entry in shared]
     call_ids = {entry.call_id for entry in entries if entry.call_id is not None}
     if who.numbers:
         call_ids |= set(await session.scalars(select(Call.id).where(Call.customer_e164.in_(who.numbers))))
@@ -79,10 +80,9 @@ async def erase_contact(session: AsyncSession, contact_id: int, *, now: datetime
             counts["emails_erased"] += await session.run_sync(lambda sync: MailSql(SessionDb(sync)).erase(email_id, now))
     await session.execute(delete(HistoryEntry).where(HistoryEntry.id.in_(theirs_ids)))
     counts["entries_deleted"] = len(theirs)
-    session.expire_all()
 
     rewritten = 0
-    for entry in await _reload(session, [entry.id for entry in shared]):
+    for entry in await _reload(session, shared_ids):
         rewritten += await _keep_without(session, entry, contact_id, who)
         counts["entries_kept"] += 1
     for call_id in sorted(call_ids):
@@ -103,7 +103,7 @@ async def _blob_count(session: AsyncSession) -> int:
 async def _link_counts(session: AsyncSession, entry_ids: list[int]) -> Counter[int]:
     rows = await session.execute(select(HistoryLink.entry_id, func.count()).where(HistoryLink.entry_id.in_(entry_ids))
                                  .group_by(HistoryLink.entry_id))
-    return Counter(dict(rows.tuples().all()))
+    return Counter({entry_id: count for entry_id, count in rows.all()})
 
 
 async def _reload(session: AsyncSession, entry_ids: list[int]) -> list[HistoryEntry]:
@@ -188,9 +188,10 @@ async def _keep_call(session: AsyncSession, call_id: int, contact_id: int, who: 
 
 async def _drop_tasks(session: AsyncSession, contact_id: int, who: Identifiers) -> int:
     dropped = 0
-    own = select(Task).where(Task.contact_id == contact_id)
-    by_number = select(Task).where(Task.phone_e164.in_(who.numbers)) if who.numbers else None
-    for task in list(await session.scalars(own)) + (list(await session.scalars(by_number)) if by_number is not None else []):
+    concerned = Task.contact_id == contact_id
+    if who.numbers:
+        concerned = concerned | Task.phone_e164.in_(who.numbers)
+    for task in list(await session.scalars(select(Task).where(concerned))):
         if task.contact_id == contact_id or (task.contact_id is None and task.organization_id is None):
             await session.delete(task)
             dropped += 1

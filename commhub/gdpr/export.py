@@ -75,6 +75,16 @@ async def export_contact(session: AsyncSession, contact_id: int, directory: Path
                                          delete=False)
     handle.close()
     archive = Archive(Path(handle.name))
+    try:
+        await _write(session, archive, contact_id, contact, entries, calls, tasks, emails)
+    except BaseException:
+        archive.path.unlink(missing_ok=True)  # no half archive of personal data left in a temp dir
+        raise
+    return archive
+
+
+async def _write(session: AsyncSession, archive: Archive, contact_id: int, contact: Any, entries: list[HistoryEntry],
+                 calls: list[Call], tasks: list[Task], emails: list[Email]) -> None:
     now = utcnow().isoformat(timespec="seconds")
     with zipfile.ZipFile(archive.path, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
         def put(name: str, data: bytes, kind: str) -> None:
@@ -96,7 +106,6 @@ async def export_contact(session: AsyncSession, contact_id: int, directory: Path
         manifest = {"format": "commhub-export/1", "commhub": __version__, "contact_id": contact_id,
                     "exported_at": now, "counts": archive.counts, "files": archive.files}
         zipped.writestr("manifest.json", _json(manifest))
-    return archive
 
 
 async def linked_entries(session: AsyncSession, contact_id: int) -> list[HistoryEntry]:
