@@ -27,6 +27,8 @@ from commhub.keys import (
     MAIL_SERVICE,
     LIMITER,
 )
+from commhub.audit import DAEMON
+from commhub.gdpr.retention import run_retention
 from commhub.log import get_logger
 from commhub.settings import Settings
 from commhub.store.db import create_engine, session_factory, sqlite_path
@@ -52,6 +54,9 @@ MAX_BODY_BYTES = 1024 * 1024
 PRUNE_INTERVAL_S = 3600
 CHECKPOINT_INTERVAL_S = 5
 TOKENS_KEPT = timedelta(days=30)
+# After start-up's own work (migrations, the caller index), and not in the way of a restart loop.
+RETENTION_FIRST_RUN_S = 10
+RETENTION_INTERVAL_S = 24 * 3600
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -69,6 +74,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(mail)
     app.cleanup_ctx.append(backlog_pruning)
     app.cleanup_ctx.append(wal_checkpoints)
+    app.cleanup_ctx.append(retention)
     app.on_startup.append(freeze_startup_objects)
     app.on_shutdown.append(close_sockets)
     add_routes(app)
@@ -151,6 +157,32 @@ async def wal_checkpoints(app: web.Application) -> AsyncIterator[None]:
                 log.exception("database.checkpoint_failed")
 
     task = asyncio.create_task(checkpoint_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def retention(app: web.Application) -> AsyncIterator[None]:
+    """`[retention]`: delete what is past its time, shortly after start and then daily."""
+    policy = app[SETTINGS].retention
+    if not policy.enabled:
+        yield
+        return
+
+    async def apply_forever() -> None:
+        await asyncio.sleep(RETENTION_FIRST_RUN_S)
+        while True:
+            try:
+                async with app[SESSIONS]() as session, session.begin():
+                    counts = await run_retention(session, policy, utcnow(), DAEMON)
+                log.info("retention.applied", **counts)
+            except Exception:
+                log.exception("retention.failed")
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    task = asyncio.create_task(apply_forever())
     try:
         yield
     finally:

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     erasing.add_argument("id", type=int, help="the contact's id")
     erasing.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     erasing.set_defaults(command=gdpr.gdpr_erase)
+    privacy.add_parser("retention", parents=[common], help="delete what [retention] says is past its time, "
+                                                           "now").set_defaults(command=gdpr.gdpr_retention)
     auditing = verbs.add_parser("audit", parents=[common], help="who read, changed, exported or erased which "
                                                                 "file (newest first)")
     auditing.add_argument("--contact", type=int, help="events about this contact id")

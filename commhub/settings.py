@@ -204,6 +204,19 @@ class AccessSettings(Section):
     trusted_proxies: list[str] = Field(default_factory=list)
 
 
+class RetentionSettings(Section):
+    """Months after which records of a kind are deleted; unset keeps them (see commhub/gdpr/retention.py)."""
+
+    calls_months: int | None = Field(None, ge=1, le=1200)
+    notes_months: int | None = Field(None, ge=1, le=1200)
+    emails_months: int | None = Field(None, ge=1, le=1200)
+    tasks_months: int | None = Field(None, ge=1, le=1200)
+
+    @property
+    def enabled(self) -> bool:
+        return any(value is not None for value in self.model_dump().values())
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -219,6 +232,7 @@ class Settings(Section):
     agents: AgentDefaults = AgentDefaults()
     push: PushSettings = PushSettings()
     access: AccessSettings = AccessSettings()
+    retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     source_file: str | None = Field(None, exclude=True)
 

@@ -1,4 +1,4 @@
-"""`commhub gdpr export ID` and `commhub gdpr erase ID`."""
+"""`commhub gdpr export ID`, `commhub gdpr erase ID` and `commhub gdpr retention`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from commhub import audit
 from commhub.commands.common import err, open_database
 from commhub.gdpr.erase import erase_contact
 from commhub.gdpr.export import export_contact
+from commhub.gdpr.retention import run_retention
 from commhub.settings import Settings
 from commhub.store import files
+from commhub.store.models import utcnow
 
 
 async def gdpr_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -50,4 +52,14 @@ async def gdpr_erase(settings: Settings, args: argparse.Namespace) -> int:
             audit.record(session, audit.Actor.cli(), "erase", "contact", args.id, details=counts)
     summary = ", ".join(f"{name.replace('_', ' ')}: {value}" for name, value in counts.items()) or "nothing else"
     print(f"erased contact {args.id} ({summary})")
+    return 0
+
+
+async def gdpr_retention(settings: Settings, _args: argparse.Namespace) -> int:
+    if not settings.retention.enabled:
+        print("no [retention] is configured: nothing is deleted for age")
+        return 0
+    async with open_database(settings) as db, db.sessions() as session, session.begin():
+        counts = await run_retention(session, settings.retention, utcnow(), audit.Actor.cli())
+    print("retention applied: " + (", ".join(f"{value} {kind}" for kind, value in counts.items()) or "nothing to do"))
     return 0

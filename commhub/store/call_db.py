@@ -65,8 +65,9 @@ class CallDatabase:
         async with self.lock:
             try:
                 if self._loop_connection is None:
-                    async with self._sessions() as session, session.begin():
-                        return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
+                    async with asyncio.timeout(10):
+                        async with self._sessions() as session, session.begin():
+                            return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
                 try:
                     return _transaction(self._loop_connection, work, immediate_fail=True)
                 except _Busy:

@@ -75,7 +75,10 @@ def in_write_transaction(connection: sqlite3.Connection, work: Callable[[SqliteD
         result = work(SqliteDb(connection))
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        # A write that fails in COMMIT (an I/O error, a full disk) has already rolled the transaction
+        # back; a second ROLLBACK would replace that error with "no transaction is active".
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
     return result
 

@@ -113,9 +113,14 @@ class RawRequest:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadPayload(f"the body is not valid JSON: {exc}") from None
+            # RFC 8259 §8.1: JSON between systems is UTF-8 (json.loads would also guess UTF-16 and -32)
+            text = self.body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BadPayload("the JSON body is not UTF-8") from None
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:  # also a number of over 4300 digits, or nesting too deep
+            raise BadPayload(f"the body is not valid JSON: {str(exc)[:200]}") from None
 
     def fields(self) -> dict[str, list[str]]:
         """Form body, JSON object body, or (for GET) the query string: one shape for all three."""
@@ -200,6 +205,69 @@ class CallEvent:
     caller_name: str | None = None  # the name the phone network or PBX shows
     event_id: str | None = None  # the vendor's id of this delivery, when it has one (dedupe)
 
+    def __post_init__(self) -> None:
+        check_storable(self)
+
+
+# What the call path can store on either backend (commhub/store/models.py, `calls`): ids, numbers and
+# names in String(200) columns, which PostgreSQL enforces; seconds in an INTEGER column; no NUL, which
+# PostgreSQL text cannot hold; no lone surrogates (a JSON "\\ud800"), which no UTF-8 database takes.
+MAX_TEXT = 200
+MAX_SECONDS = 2**31 - 1
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+_TEXT_FIELDS = ("call_id", "caller", "callee", "answered_by", "related_call_id", "caller_name")
+
+
+def check_storable(event: CallEvent) -> None:
+    """`BadPayload` naming the event field an adapter filled with something commhub cannot store."""
+    if not event.call_id.strip():
+        raise BadPayload("the call id is empty", field="call_id")
+    if event.direction not in ("in", "out"):
+        raise BadPayload(f"direction must be 'in' or 'out', not {event.direction!r}", field="direction")
+    for name in _TEXT_FIELDS:
+        _check_text(name, getattr(event, name), MAX_TEXT)
+    _check_text("event_id", event.event_id, None)
+    for target in event.targets:
+        _check_text("targets", target, None)
+    if event.duration is not None and not 0 <= event.duration <= MAX_SECONDS:
+        raise BadPayload(f"a duration of {event.duration} seconds is out of range", field="duration")
+    if event.occurred_at is not None:
+        plausible_time(event.occurred_at, "occurred_at")
+
+
+def _check_text(name: str, value: str | None, limit: int | None) -> None:
+    if value is None:
+        return
+    if limit is not None and len(value) > limit:
+        raise BadPayload(f"{name} is longer than {limit} characters", field=name)
+    if "\x00" in value:
+        raise BadPayload(f"{name} contains a NUL character", field=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadPayload(f"{name} is not valid Unicode (a lone surrogate)", field=name) from None
+
+
+def plausible_time(moment: datetime, field: str) -> datetime:
+    """`moment` in UTC, or `BadPayload` naming `field` when it has no offset or lies outside 1970–9998."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise BadPayload(f"{field} needs a UTC offset", field=field)
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise BadPayload(f"{field} is out of range", field=field) from None
+    if not EARLIEST <= moment < LATEST:
+        raise BadPayload(f"{field} {moment.isoformat()} is out of range", field=field)
+    return moment
+
+
+def whole_seconds(text: str, field: str) -> int:
+    """A count of seconds written as ASCII digits (`"²".isdigit()` is true, int("²") fails), in range."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_SECONDS:
+        raise BadPayload(f"{field} must be whole seconds, not {text[:40]!r}", field=field)
+    return int(text)
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -257,7 +325,8 @@ def equal_secrets(given: str | None, expected: str | None) -> bool:
     """Constant-time comparison; a missing side never matches."""
     if not given or not expected:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # A header aiohttp could not decode as UTF-8 holds surrogate escapes: they compare as bytes too.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def check_url_token(request: RawRequest, source: SourceContext) -> None:

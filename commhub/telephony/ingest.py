@@ -7,6 +7,7 @@ The transaction is hand-written SQL run by `CallDatabase` (on SQLite in the loop
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -81,7 +82,8 @@ class CallDesk:
         if (source, event.call_id) not in self._known:
             # Matching reads the caller-ID index outside the write transaction: the answer is the
             # same either way, and the one writer stays free for writing.
-            match = await self._caller_id.match(customer)
+            async with asyncio.timeout(10):
+                match = await self._caller_id.match(customer)
         incoming = Incoming(source, options, event, event.occurred_at or received_at, stored.dedupe_key(event),
                             match)
         for attempt in range(1, 4):

@@ -56,8 +56,8 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     session = AgentSession(agent.id, send, lambda code, reason: ws.close(code=code, message=reason.encode()),
                            settings.queue_size)
     hub = request.app[HUB]
-    hub.register(session)
-    writer = asyncio.create_task(session.write())
+    hub.register(session)  # from here on every new message is queued for this session
+    writer: asyncio.Task[None] | None = None
     log.info("ws.connected", agent_id=agent.id, session=session.id, sessions=hub.online(agent.id))
     try:
         await session.send_now(await _reply(request, agent, "hello", {
@@ -66,14 +66,18 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
             "backlog": {"hours": settings.backlog_hours, "messages": settings.backlog_messages}}))
         if after is not None:
             await _resume(request, session, agent, after)
+        # Only now does the queue go out: a message that arrived meanwhile must not overtake the hello or
+        # the replay, as a client drops a seq below one it has seen (the console shows it nowhere).
+        writer = asyncio.create_task(session.write())
         async for frame in ws:
             if frame.type != WSMsgType.TEXT:
                 continue
             await _handle(request, session, agent, frame.data)
     finally:
         hub.unregister(session)
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        if writer is not None:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         log.info("ws.closed", agent_id=agent.id, session=session.id, too_slow=session.overflowed)
     return ws
 
