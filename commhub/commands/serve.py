@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import ssl
 
 from aiohttp import web
 
 from commhub.app import build_app
 from commhub.commands.common import open_database
 from commhub.demo.load import demo_token, load_demo
+from commhub.errors import ConfigError
 from commhub.log import get_logger
 from commhub.settings import Settings, SourceSettings
 
@@ -38,8 +40,22 @@ def with_demo_source(settings: Settings) -> Settings:
     return settings.model_copy(update={"sources": [demo]})
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context from `[server] tls_cert` / `tls_key`, or None for plain HTTP."""
+    server = settings.server
+    if server.tls_cert is None or server.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(server.tls_cert, server.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"server.tls_cert / server.tls_key: cannot load the certificate and key: {exc}") from None
+    return context
+
+
 def print_welcome(settings: Settings, token: str | None) -> None:
-    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    base = settings.server.public_url or f"{settings.server.scheme}://{settings.server.host}:{settings.server.port}"
     print(f"commhub is starting on {base}/ — API {base}/api (OpenAPI: {base}/api/openapi.json), "
           f"health {base}/healthz", flush=True)
     if token:
@@ -62,7 +78,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.demo:
         settings = with_demo_source(settings)
         token = asyncio.run(prepare_demo(settings))
+    context = tls_context(settings)  # a bad certificate stops the start, before anything listens
     print_welcome(settings, token)
     web.run_app(build_app(settings), host=settings.server.host, port=settings.server.port, print=None,
-                access_log=None)
+                access_log=None, ssl_context=context)
     return 0

@@ -19,6 +19,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +34,12 @@ T = TypeVar("T")
 # database; 16 MB holds the hot pages of the call, message and history indexes.
 CACHE_KIB = 16 * 1024
 Work = Callable[[CallSql], T]
+# PostgreSQL: a call event's transaction (its wait for its turn included) takes milliseconds. One that
+# has not ended after this gives up: a server that stopped answering without closing its connections
+# (frozen, or its host gone from the network) would otherwise hold every webhook for asyncpg's
+# command_timeout (60 s), one after the other behind the lock, while the phone system has long given up.
+# Given up, the webhook answers 503 with Retry-After and the phone system sends the event again.
+POSTGRES_DEADLINE_S = 5.0
 
 
 def _sqlite_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -60,14 +67,19 @@ class CallDatabase:
             self._loop_connection.execute("PRAGMA wal_autocheckpoint=0")
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commhub-calls")
 
+    def deadline(self) -> AbstractAsyncContextManager[object]:
+        """Bounds the call path's database work on PostgreSQL (TimeoutError, a 503 for the webhook).
+        SQLite needs none: a local file does not stop answering, and a lock is waited for busy_timeout."""
+        return asyncio.timeout(POSTGRES_DEADLINE_S) if self._loop_connection is None else nullcontext()
+
     async def run(self, work: Work[T], on_error: Callable[[], None] | None = None) -> T:
-        """Run `work` in one transaction; `on_error` runs (in order) when it fails."""
-        async with self.lock:
+        """Run `work` in one transaction; `on_error` runs (in order) when it fails. On PostgreSQL the
+        wait for its turn and the transaction together end within the deadline."""
+        async with self.deadline(), self.lock:
             try:
                 if self._loop_connection is None:
-                    async with asyncio.timeout(10):
-                        async with self._sessions() as session, session.begin():
-                            return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
+                    async with self._sessions() as session, session.begin():
+                        return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
                 try:
                     return _transaction(self._loop_connection, work, immediate_fail=True)
                 except _Busy:

@@ -7,7 +7,6 @@ The transaction is hand-written SQL run by `CallDatabase` (on SQLite in the loop
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -82,8 +81,7 @@ class CallDesk:
         if (source, event.call_id) not in self._known:
             # Matching reads the caller-ID index outside the write transaction: the answer is the
             # same either way, and the one writer stays free for writing.
-            async with asyncio.timeout(10):
-                match = await self._caller_id.match(customer)
+            match = await self._match(customer)
         incoming = Incoming(source, options, event, event.occurred_at or received_at, stored.dedupe_key(event),
                             match)
         for attempt in range(1, 4):
@@ -92,7 +90,7 @@ class CallDesk:
                                                             on_error=self._dispatcher.forget)
                 break
             except _MatchNeeded:
-                incoming = replace(incoming, match=await self._caller_id.match(customer))
+                incoming = replace(incoming, match=await self._match(customer))
             except (IntegrityError, sqlite3.IntegrityError):
                 # Another node stored the same call or event between our read and our write: read again.
                 if attempt == 3:
@@ -104,6 +102,11 @@ class CallDesk:
         log.info("call.event", source=source, call_id=received.call_id, phase=event.phase.value,
                  state=received.state, duplicate=received.duplicate, pushed=received.pushed)
         return received
+
+    async def _match(self, customer: str | None) -> CallerMatch:
+        """The caller-ID match, within the database's deadline: on PostgreSQL it reads through the pool."""
+        async with self._database.deadline():
+            return await self._caller_id.match(customer)
 
     def _remember(self, source: str, call_id: str) -> None:
         self._known[(source, call_id)] = None
