@@ -26,7 +26,8 @@ from commhub.push.hub import AgentSession
 from commhub.store import messages
 from commhub.store.call_sql import CallSql
 from commhub.store.sql_db import SessionDb
-from commhub.web.access import agent_for_token
+from commhub import audit
+from commhub.web.access import agent_for_token, client_address
 from commhub.store.models import Agent
 from commhub.telephony import notes
 from commhub.web.console_session import credentials, origin_allowed
@@ -177,4 +178,8 @@ async def _note(request: web.Request, session: AgentSession, agent: Agent, messa
 
     app = request.app
     entry = await write_and_push(app[CALL_DATABASE], app[DISPATCHER], app[HUB].deliver, write)
+    subject = ("call", call_id) if isinstance(call_id, int) else ("contact", contact_id)
+    async with app[SESSIONS]() as db, db.begin():
+        audit.record(db, audit.Actor.of_agent(agent, "ws", client_address(request)), "change", *subject,
+                     route="ws note", status=200)
     await session.send_now(await _reply(request, agent, "note.saved", {"ref": message.get("ref"), "entry": entry}))

@@ -173,6 +173,9 @@ async def test_a_note_from_the_pop_lands_in_every_matched_file(office: Office) -
         history = await office.get(f"/api/{kind}/{match['id']}/history")
         assert history["items"][0]["body"] == "Bestellt 20 Brezen für Freitag"
         assert history["items"][0]["call_id"] == pop["call"]["id"]
+    trail = (await office.get(f"/api/audit?subject=call:{pop['call']['id']}"))["items"]
+    assert [(e["action"], e["via"], e["actor"], e["client"]) for e in trail] == [
+        ("change", "ws", f"agent:{saved['entry']['agent']['id']}", "127.0.0.1")]
 
 
 async def test_a_note_sent_again_under_its_ref_is_stored_once(office: Office) -> None:
