@@ -34,14 +34,18 @@ from commhub.contacts.import_rows import (
 from commhub.contacts.names import contact_key
 from commhub.contacts.readers import read_import_file
 from commhub.contacts.records import ImportRow
+from commhub.gdpr.digests import KEY_NAME as ERASURE_KEY
+from commhub.gdpr.digests import digest
 from commhub.mail.filing import OwnAddresses
 from commhub.mail.refiling import refile
 from commhub.store.files import organization_values
 from commhub.store.models import (
     Contact,
     EmailAddressRow,
+    ErasureTombstone,
     Organization,
     PhoneNumberRow,
+    PrivacyKey,
     utcnow,
 )
 
@@ -171,6 +175,10 @@ def _get(queue: multiprocessing.Queue[Any], worker: Any) -> Any:
                 raise RuntimeError(f"the import worker died (exit code {worker.exitcode})") from None
 
 
+ERASED_REASON = ("a person with this number or address was erased on request (GDPR Art. 17); "
+                 "add them by hand if they are a customer again")
+
+
 class _ChunkWriter:
     """Writes one chunk in one transaction with a handful of set-based statements."""
 
@@ -182,6 +190,7 @@ class _ChunkWriter:
         self.created_companies: set[str] = set()
 
     async def write(self, chunk: list[PreparedRow]) -> None:
+        chunk = await self._without_erased(chunk)
         organizations = await self._organizations(chunk)
         people = [row for row in chunk if row.name_key or not row.company_key]
         companies = [row for row in chunk if not row.name_key and row.company_key]
@@ -192,6 +201,29 @@ class _ChunkWriter:
         await self._update_files(Organization, "organization_id", existing)
         await self._people(people)
         await self._company_numbers(people)
+
+    async def _without_erased(self, chunk: list[PreparedRow]) -> list[PreparedRow]:
+        """Rows naming a number or address of a person erased on request are rejected: re-importing an
+        old export must not bring them back unnoticed (commhub/gdpr/erase.py keeps keyed digests)."""
+        key = await self.session.get(PrivacyKey, ERASURE_KEY)
+        if key is None:  # nobody was ever erased here
+            return chunk
+        secret = bytes.fromhex(key.secret)
+        wanted = {row.line: {("phone", digest(secret, "phone", p["e164"])) for p in row.phones if p["e164"]}
+                  | {("email", digest(secret, "email", e["address"])) for e in row.emails} for row in chunk}
+        every = sorted({d for digests in wanted.values() for _, d in digests})
+        erased: set[tuple[str, str]] = set()
+        for batch in _batches(every):
+            found = await self.session.execute(select(ErasureTombstone.kind, ErasureTombstone.digest)
+                                               .where(ErasureTombstone.digest.in_(batch)))
+            erased |= {(kind, value) for kind, value in found.all()}
+        kept = []
+        for row in chunk:
+            if wanted[row.line] & erased:
+                self.report.rejected.append((row.line, ERASED_REASON))
+            else:
+                kept.append(row)
+        return kept
 
     # --- organizations -------------------------------------------------------------------------
 

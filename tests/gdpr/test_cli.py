@@ -54,3 +54,10 @@ def test_export_then_erase_from_the_command_line_is_audited(run, tmp_path: Path)
     assert "brandt" not in json.dumps(trail).lower() and "9876543" not in json.dumps(trail)
     table = run("audit", "--action", "erase").stdout
     assert "erase" in table and "contact:1" in table and "numbers=1" in table
+
+    # The old CSV imported again: the erased person does not come back, and the admin is told why.
+    (tmp_path / "mehr.csv").write_text(CSV + "Paula;Schulz;;089 445566;paula@schulz.de\n", encoding="utf-8")
+    reimport = run("contacts", "import", "mehr.csv")
+    assert "1 created" in reimport.stdout and "1 rejected" in reimport.stdout, reimport.stdout
+    assert "line 2" in reimport.stdout and "erased on request" in reimport.stdout
+    assert "Brandt" not in run("contacts", "find", "030 9876543").stdout
