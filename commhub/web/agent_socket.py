@@ -27,6 +27,7 @@ from commhub.store import messages
 from commhub.store.call_sql import CallSql
 from commhub.store.sql_db import SessionDb
 from commhub import audit
+from commhub.store.agents import authenticate
 from commhub.web.access import agent_for_token, client_address
 from commhub.store.models import Agent
 from commhub.telephony import notes
@@ -37,11 +38,13 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 SEND_TIMEOUT_S = 10.0
 # A note's `ref` is stored with it (history_entries.client_ref): the same ref again gets the saved entry.
 MAX_REF = 100
+# Close code for a socket whose token ended (4000–4999: the application's own; "401" in its last digits).
+TOKEN_ENDED = 4401
 
 
 async def agent_socket(request: web.Request) -> web.StreamResponse:
     _check_origin(request)
-    agent = await _authenticate(request)
+    agent, token = await _authenticate(request)
     settings = request.app[SETTINGS].push
     after = _after_param(request)
     # Compression off on purpose: FLOORS.md measured permessage-deflate at 26 % less throughput and
@@ -59,6 +62,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     hub.register(session)  # from here on every new message is queued for this session
     writer: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
     log.info("ws.connected", agent_id=agent.id, session=session.id, sessions=hub.online(agent.id))
     try:
         await session.send_now(await _reply(request, agent, "hello", {
@@ -70,15 +74,17 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         # Only now does the queue go out: a message that arrived meanwhile must not overtake the hello or
         # the replay, as a client drops a seq below one it has seen (the console shows it nowhere).
         writer = asyncio.create_task(session.write())
+        watcher = asyncio.create_task(_watch_token(request, token, session, settings.credential_check_seconds))
         async for frame in ws:
             if frame.type != WSMsgType.TEXT:
                 continue
             await _handle(request, session, agent, frame.data)
     finally:
         hub.unregister(session)
-        if writer is not None:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        for task in (writer, watcher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         log.info("ws.closed", agent_id=agent.id, session=session.id, too_slow=session.overflowed)
     return ws
 
@@ -90,12 +96,30 @@ def _check_origin(request: web.Request) -> None:
         raise Forbidden(f"WebSocket from origin {origin!r} refused")
 
 
-async def _authenticate(request: web.Request) -> Agent:
+async def _watch_token(request: web.Request, token: str, session: AgentSession, every_s: float) -> None:
+    """Close the socket once its token is revoked or expired (from this node, another, or the CLI):
+    a revoked token must not keep receiving pops on a connection it opened before."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            async with request.app[SESSIONS]() as db:
+                still = await authenticate(db, token)
+        except Exception:  # a database outage is no reason to drop agents; the next round decides
+            log.warning("ws.credential_check_failed", session=session.id)
+            continue
+        if still is None:
+            log.info("ws.token_ended", agent_id=session.agent_id, session=session.id)
+            await session.close(TOKEN_ENDED, "token revoked or expired")
+            return
+
+
+async def _authenticate(request: web.Request) -> tuple[Agent, str]:
     found = credentials(request, query=True)
     if found is None:
         raise Unauthorized("send an agent token: Authorization: Bearer <token>, or ?token=, "
                            "or sign in to the console")
     agent = await agent_for_token(request, found.token)
+    return agent, found.token
     return agent
 
 
