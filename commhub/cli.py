@@ -108,7 +108,7 @@ def _agents(verbs: Any, common: argparse.ArgumentParser) -> None:
     token = verbs.add_parser("token", parents=[common], help="issue a new token for an agent")
     token.add_argument("name")
     token.add_argument("--label", default="cli")
-    token.add_argument("--days", type=int, help="valid for this many days (default: [agents] token_days, "
+    token.add_argument("--days", type=_positive, help="valid for this many days (default: [agents] token_days, "
                                                 "or unlimited)")
     token.set_defaults(command=agents.agents_token)
     listing = verbs.add_parser("tokens", parents=[common], help="list an agent's tokens (never the secrets)")
@@ -147,6 +147,12 @@ def _mail(verbs: Any, common: argparse.ArgumentParser) -> None:
         listing = verbs.add_parser(verb, parents=[common], help=helptext)
         listing.add_argument("--limit", type=int, default=50)
         listing.set_defaults(command=command)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:

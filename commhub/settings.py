@@ -6,6 +6,7 @@ and the problem, so an admin can fix it without reading code.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -219,8 +220,26 @@ class AccessSettings(Section):
     failure_limit: int = Field(10, ge=1, le=10_000)
     failure_window_seconds: float = Field(60, gt=0, le=86_400)
     block_seconds: float = Field(300, gt=0, le=86_400)
-    # Reverse proxies whose X-Forwarded-For is believed (their own address is never the client's).
+    # Reverse proxies whose X-Forwarded-For is believed (their own address is never the client's):
+    # addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"].
     trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
+        return entries
+
+    def is_trusted_proxy(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
 
 
 class RetentionSettings(Section):

@@ -2,7 +2,8 @@
 `X-PLACETEL-SIGNATURE` = hex(HMAC-SHA256(secret, raw body)) (Placetel/call-control-notify-api README).
 
 Without that secret Placetel can only call a URL, so `url_token = true` accepts the source secret as
-`?token=` instead. A request that carries a signature is always judged by it.
+`?token=` instead. A request that carries a signature is always judged by it, and must carry its
+event in the signed body.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def verify(request: RawRequest, source: SourceContext) -> None:
 def check_signature(request: RawRequest, source: SourceContext, signature: str) -> None:
     if not source.secret:
         raise VerificationFailed("this source has no secret to check signatures with")
+    if not request.body:
+        # The signature covers the body only. Without one, the event would be read from the URL's
+        # query, which nothing signs: one signature of an empty body would vouch for any event.
+        raise VerificationFailed(f"a request signed with {SIGNATURE_HEADER} needs the event in its body")
     # no timestamp is signed, so a replay cannot be told from Placetel's own retry: the core's
     # idempotent call events store a replayed event once
     if not equal_secrets(signature.strip().lower(), sign(source.secret, request.body)):

@@ -34,6 +34,9 @@ def parse_subject(text: str | None) -> tuple[str | None, int | None]:
 
 
 async def audit_query(settings: Settings, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        # SQLite reads LIMIT -1 as "no limit", PostgreSQL refuses it: neither is what was asked.
+        raise BadRequest(f"--limit: at least 1, got {args.limit}")
     kind, subject_id = parse_subject(args.subject)
     if args.contact is not None:
         kind, subject_id = "contact", args.contact

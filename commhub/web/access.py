@@ -22,14 +22,14 @@ WEBHOOK = "webhook"
 
 
 def client_address(request: web.Request) -> str:
-    """The peer's address; behind a configured proxy, the last address it forwarded that is not a proxy."""
+    """The peer's address; behind a configured proxy, the nearest forwarded address that is not a proxy."""
     remote = request.remote or "unknown"
-    trusted = request.app[SETTINGS].access.trusted_proxies
-    if not trusted or remote not in trusted:
+    access = request.app[SETTINGS].access
+    if not access.trusted_proxies or not access.is_trusted_proxy(remote):
         return remote
     hops = [hop.strip() for hop in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
     for hop in reversed([hop for hop in hops if hop]):
-        if hop not in trusted:
+        if not access.is_trusted_proxy(hop):
             return hop if _is_ip(hop) else remote
     return remote
 

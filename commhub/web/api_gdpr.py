@@ -12,7 +12,7 @@ from commhub.gdpr.export import export_contact
 from commhub.keys import SESSIONS
 from commhub.log import get_logger
 from commhub.web.bodies import path_id, require_admin
-from commhub.web.route_policy import AUDIT_DETAILS
+from commhub.web.route_policy import AUDIT_DETAILS, record_before_sending
 
 log = get_logger("commhub.gdpr")
 CHUNK = 256 * 1024
@@ -25,6 +25,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         archive = await export_contact(session, contact_id)
     try:
         request[AUDIT_DETAILS] = {"files": len(archive.files), "bytes": archive.size}
+        await record_before_sending(request, 200)
         response = web.StreamResponse(headers={
             "Content-Type": "application/zip", "Cache-Control": "no-store",
             "Content-Disposition": f'attachment; filename="commhub-contact-{contact_id}.zip"'})
