@@ -350,7 +350,16 @@ class ImapSession:
                        for line in lines)
             client.idle_done()
             # The watchdog: a server that does not confirm DONE is gone, even if TCP has not noticed.
-            await asyncio.wait_for(idle, self.timeout)
+            # One that closes the connection (a shutdown: BYE, then close) is gone at once; waiting
+            # for its confirmation would put off the reconnect by the whole timeout.
+            finished, _ = await asyncio.wait({idle, lost}, timeout=self.timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            if idle not in finished:
+                idle.cancel()
+                await asyncio.gather(idle, return_exceptions=True)
+                raise ImapError("connection lost after IDLE" if lost.done()
+                                else f"no answer to DONE within {self.timeout:g} s")
+            idle.result()
             return news
         finally:
             for waiter in (push, lost):
