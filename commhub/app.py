@@ -37,6 +37,7 @@ from commhub.push.hub import Hub
 from commhub.store import agents, messages
 from commhub.store.migrate import upgrade
 from commhub.store.models import utcnow
+from commhub.store.outage import is_database_outage
 from commhub.store.call_db import CallDatabase
 from commhub.store.mail_db import MailDatabase
 from commhub.mail.service import MailService
@@ -153,8 +154,11 @@ async def wal_checkpoints(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             try:
                 await app[CALL_DATABASE].checkpoint()
-            except Exception:
-                log.exception("database.checkpoint_failed")
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    log.exception("database.checkpoint_failed")
+                else:  # a full or read-only disk: the requests say so with 503; no traceback every 5 s
+                    log.warning("database.checkpoint_failed", error=str(exc)[:200])
 
     task = asyncio.create_task(checkpoint_forever())
     try:
