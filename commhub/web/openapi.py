@@ -34,7 +34,8 @@ def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     responses: dict[str, Any] = {str(route.status): {"description": "success"}}
     if route.status != 204:
-        responses[str(route.status)]["content"] = {"application/json": {"schema": {"type": "object"}}}
+        schema = {"type": "object"} if route.produces == "application/json" else {"type": "string", "format": "binary"}
+        responses[str(route.status)]["content"] = {route.produces: {"schema": schema}}
     operation: dict[str, Any] = {"summary": route.summary, "operationId": _operation_id(route),
                                  "parameters": _parameters(route), "responses": responses}
     for status, text in (("400", "bad request"), ("401", "no or unknown token"), ("404", "not found"),

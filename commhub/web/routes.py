@@ -44,6 +44,7 @@ class Route:
     # The kind of file a successful request reads or changes: written to the audit trail (route_policy.py).
     audit: str | None = None
     action: str | None = None  # the audit action, when the method does not say it (search, export, erase)
+    produces: str = "application/json"  # the success response's media type, for the OpenAPI document
 
 
 PAGING = {"limit": "page size (1–200, default 50)", "before": "cursor: the `next` of the previous page"}
@@ -51,9 +52,10 @@ PAGING = {"limit": "page size (1–200, default 50)", "before": "cursor: the `ne
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", health.healthz, "Liveness: the process runs and the database answers", public=True),
     Route("GET", "/api/openapi.json", openapi.document, "This OpenAPI document", public=True),
-    Route("GET", "/", console.index, "The browser agent console (HTML; signs in via /api/session)", public=True),
+    Route("GET", "/", console.index, "The browser agent console (HTML; signs in via /api/session)", public=True,
+          produces="text/html"),
     Route("GET", "/console/{name}", console.asset, "A file of the browser console (script, style, image, sound)",
-          public=True),
+          public=True, produces="*/*"),
     Route("POST", "/api/session", console_session.sign_in,
           "Console sign-in: trade an agent token for a session cookie (commhub_session, HttpOnly)",
           body=SessionIn, public=True),
@@ -100,7 +102,7 @@ ROUTES: tuple[Route, ...] = (
           audit="contact", action="change"),
     Route("GET", "/api/gdpr/contacts/{id}/export", api_gdpr.export,
           "GDPR export (Art. 15/20): one zip with the file, the timeline, calls, tasks, raw emails and attachments",
-          admin=True, audit="contact", action="export"),
+          admin=True, audit="contact", action="export", produces="application/zip"),
     Route("POST", "/api/gdpr/contacts/{id}/erase", api_gdpr.erase,
           "GDPR erasure (Art. 17): the person, what concerns only them, and their traces in shared entries",
           admin=True, audit="contact", action="erase"),
@@ -133,12 +135,12 @@ ROUTES: tuple[Route, ...] = (
           audit="email"),
     Route("GET", "/api/emails/{id}/attachments/{attachment_id}", api_mail.get_attachment,
           "An attachment's content (images and PDF inline, everything else as a download)",
-          audit="email"),
+          audit="email", produces="application/octet-stream"),
     Route("GET", "/api/emails/{id}/raw", api_mail.get_raw, "The message as received (message/rfc822)",
-          audit="email"),
+          audit="email", produces="message/rfc822"),
     Route("GET", "/api/emails/{id}/body.html", email_view.email_body,
           "The email as a sandboxed HTML document for an iframe (sanitised; no scripts, no remote images)",
-          audit="email"),
+          audit="email", produces="text/html"),
     Route("DELETE", "/api/emails/{id}", api_mail.delete_email,
           "Erase an email for good: it is never filed again from the server", admin=True, status=204,
           audit="email", action="erase"),
