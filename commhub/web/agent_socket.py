@@ -175,9 +175,11 @@ async def _resume(request: web.Request, session: AgentSession, agent: Agent, aft
     push = request.app[SETTINGS].push
     not_before = datetime.now(UTC) - timedelta(hours=push.backlog_hours)
     async with request.app[SESSIONS]() as db:
+        # The newest seq first: a message committed between the two reads then counts as kept, not as
+        # one forgotten (read the other way round, `complete` came out false though nothing was lost).
+        newest = await db.run_sync(lambda sync: CallSql(SessionDb(sync)).last_seq(agent.id))
         kept = await db.run_sync(messages.since, agent.id, after, not_before=not_before,
                                  limit=push.backlog_messages)
-        newest = await db.run_sync(lambda sync: CallSql(SessionDb(sync)).last_seq(agent.id))
     # Complete when nothing between `after` and the newest message was forgotten (by age or by count).
     complete = kept[0].seq == after + 1 if kept else after >= newest
     replayed = await session.replay(
