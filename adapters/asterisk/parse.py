@@ -28,6 +28,8 @@ from commhub.telephony.contract import (
     SourceContext,
     every,
     first,
+    MAX_SECONDS,
+    plausible_time,
 )
 
 EMPTY_REPLY = Reply("", "text/plain")
@@ -149,8 +151,8 @@ def hangup_outcome(leg: Leg) -> Outcome | None:
     cause = leg.get("Cause")
     if cause is None:
         return None
-    if not cause.isdigit():
-        raise BadPayload(f"Cause {cause!r} is not a numeric hangup cause", field="Cause")
+    if not (cause.isascii() and cause.isdigit()) or len(cause) > 3:  # Q.850 causes are 1–127
+        raise BadPayload(f"Cause {cause[:40]!r} is not a numeric hangup cause", field="Cause")
     return CAUSES.get(int(cause))
 
 
@@ -168,9 +170,10 @@ def timestamp(fields: Mapping[str, list[str]]) -> datetime | None:
     if text is None:
         return None
     try:
-        return datetime.fromtimestamp(float(text), UTC)
+        moment = datetime.fromtimestamp(float(text), UTC)
     except (ValueError, OverflowError, OSError):
-        raise BadPayload(f"Timestamp {text!r} is not seconds since 1970", field="Timestamp") from None
+        raise BadPayload(f"Timestamp {text[:40]!r} is not seconds since 1970", field="Timestamp") from None
+    return plausible_time(moment, "Timestamp")
 
 
 def answered_time(fields: Mapping[str, list[str]]) -> int | None:
@@ -178,6 +181,9 @@ def answered_time(fields: Mapping[str, list[str]]) -> int | None:
     if text is None:
         return None
     try:
-        return int(float(text))
+        seconds = int(float(text))
     except (ValueError, OverflowError):
-        raise BadPayload(f"AnsweredTime {text!r} is not a number of seconds", field="AnsweredTime") from None
+        seconds = -1
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise BadPayload(f"AnsweredTime {text[:40]!r} is not a number of seconds", field="AnsweredTime")
+    return seconds

@@ -24,6 +24,8 @@ from commhub.telephony.contract import (
     Reply,
     SourceContext,
     first,
+    plausible_time,
+    whole_seconds,
 )
 
 EMPTY_REPLY = Reply("", "text/plain")
@@ -128,19 +130,18 @@ def event_time(fields: Mapping[str, list[str]]) -> datetime | None:
     text = first(fields, "Event-Date-Timestamp", required=False)
     if text is None:
         return None
-    if not text.isdigit():
-        raise BadPayload(f"Event-Date-Timestamp {text!r} is not microseconds since 1970",
+    if not (text.isascii() and text.isdigit()):
+        raise BadPayload(f"Event-Date-Timestamp {text[:40]!r} is not microseconds since 1970",
                          field="Event-Date-Timestamp")
     try:
-        return datetime.fromtimestamp(int(text) / 1_000_000, UTC)
+        moment = datetime.fromtimestamp(int(text) / 1_000_000, UTC)
     except (OverflowError, OSError, ValueError):
-        raise BadPayload(f"Event-Date-Timestamp {text!r} is out of range", field="Event-Date-Timestamp") from None
+        raise BadPayload(f"Event-Date-Timestamp {text[:40]!r} is out of range", field="Event-Date-Timestamp") from None
+    return plausible_time(moment, "Event-Date-Timestamp")
 
 
 def billsec(fields: Mapping[str, list[str]]) -> int | None:
     text = first(fields, "variable_billsec", required=False)
     if text is None:
         return None
-    if not text.isdigit():
-        raise BadPayload(f"variable_billsec {text!r} is not a number of seconds", field="variable_billsec")
-    return int(text)
+    return whole_seconds(text, "variable_billsec")

@@ -6,7 +6,18 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from commhub.telephony.contract import BadPayload, CallEvent, as_direction, Direction, Outcome, Phase, every, first
+from commhub.telephony.contract import (
+    MAX_SECONDS,
+    BadPayload,
+    CallEvent,
+    Direction,
+    Outcome,
+    Phase,
+    as_direction,
+    every,
+    first,
+    plausible_time,
+)
 
 EVENTS = {"ringing": Phase.RINGING, "answered": Phase.ANSWERED, "ended": Phase.ENDED}
 
@@ -59,7 +70,7 @@ def occurred_at(fields: Mapping[str, list[str]]) -> datetime | None:
         raise BadPayload(f"timestamp {value!r} is neither ISO-8601 nor Unix seconds", field="timestamp") from None
     if moment.tzinfo is None:
         raise BadPayload("timestamp needs a UTC offset (…Z or …+01:00)", field="timestamp")
-    return moment.astimezone(UTC)
+    return plausible_time(moment, "timestamp")
 
 
 def duration(fields: Mapping[str, list[str]]) -> int | None:
@@ -70,6 +81,6 @@ def duration(fields: Mapping[str, list[str]]) -> int | None:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
         raise BadPayload(f"duration must be seconds (a number >= 0), not {value!r}", field="duration")
     return round(seconds)

@@ -59,7 +59,8 @@ def check_signature(request: RawRequest, source: SourceContext, header: str) -> 
 
 def signed_at(request: RawRequest) -> int:
     value = (request.header(TIMESTAMP_HEADER) or "").strip()
-    if not value.isdigit():
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it); 12 digits reach the year 33658
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise VerificationFailed(f"{TIMESTAMP_HEADER} must be the signing time in Unix seconds")
     return int(value)
 
@@ -75,7 +76,10 @@ def tolerance(source: SourceContext) -> timedelta:
 
 
 def refuse_stale(timestamp: int, source: SourceContext) -> None:
-    age = source.now() - datetime.fromtimestamp(timestamp, UTC)
+    try:
+        age = source.now() - datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond the year 9999: as stale as it gets
+        raise Replayed(f"signed at {timestamp}, which is no time at all") from None
     if abs(age) > tolerance(source):
         raise Replayed(f"signed {int(age.total_seconds())} s away from now; allowed: {tolerance(source)}")
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 from commhub.telephony.contract import (
     as_direction,
-    BadPayload,
     CallEvent,
     Direction,
     IgnoredEvent,
@@ -22,6 +21,7 @@ from commhub.telephony.contract import (
     Reply,
     SourceContext,
     first,
+    whole_seconds,
 )
 
 PHASES = {"IncomingCall": Phase.RINGING, "OutgoingCall": Phase.RINGING,
@@ -72,6 +72,4 @@ def duration(fields: Mapping[str, list[str]]) -> int | None:
     value = first(fields, "duration", required=False)
     if value is None:
         return None
-    if not value.isdigit():
-        raise BadPayload(f"duration must be whole seconds, not {value!r}", field="duration")
-    return int(value)
+    return whole_seconds(value, "duration")

@@ -11,6 +11,8 @@ import re
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from commhub.telephony.contract import EARLIEST, LATEST, MAX_SECONDS
+
 # Day-first before month-first for slashes without AM/PM: en-US writes AM/PM, en-GB/fr-FR do not.
 LOCAL_FORMATS = (
     "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
@@ -18,7 +20,7 @@ LOCAL_FORMATS = (
     "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
     "%d-%m-%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S",
 )
-TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$")
+TIMESPAN = re.compile(r"^(?:(\d{1,9})\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$", re.ASCII)
 
 
 def journal_time(text: str | None, zone_name: str | None) -> datetime | None:
@@ -33,7 +35,11 @@ def journal_time(text: str | None, zone_name: str | None) -> datetime | None:
         if zone is None:
             return None
         when = when.replace(tzinfo=zone)
-    return when.astimezone(UTC)
+    try:
+        when = when.astimezone(UTC)
+    except (OverflowError, ValueError):  # the year 1 east of UTC, the year 9999 west of it
+        return None
+    return when if EARLIEST <= when < LATEST else None
 
 
 def seconds(text: str | None) -> int | None:
@@ -41,9 +47,9 @@ def seconds(text: str | None) -> int | None:
     if not text:
         return None
     text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if re.fullmatch(r"\d{1,2}:\d{2}", text):
+    if text.isascii() and text.isdigit():
+        return int(text) if len(text) <= 10 and int(text) <= MAX_SECONDS else None
+    if re.fullmatch(r"\d{1,2}:\d{2}", text, re.ASCII):
         text = "00:" + text
     match = TIMESPAN.match(text)
     if match is None:
@@ -51,7 +57,8 @@ def seconds(text: str | None) -> int | None:
     days, hours, minutes, secs = (int(part or 0) for part in match.groups())
     if minutes > 59 or secs > 59:
         return None
-    return ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    return total if total <= MAX_SECONDS else None
 
 
 def _iso(text: str) -> datetime | None:

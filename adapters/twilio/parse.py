@@ -24,6 +24,8 @@ from commhub.telephony.contract import (
     RawRequest,
     SourceContext,
     first,
+    plausible_time,
+    whole_seconds,
 )
 
 from adapters.twilio.reply import empty_twiml
@@ -143,13 +145,11 @@ def timestamp(fields: Mapping[str, list[str]]) -> datetime | None:
     except (TypeError, ValueError):
         raise BadPayload(f"Timestamp {text!r} is not an RFC 2822 date", field="Timestamp") from None
     # RFC 2822 "-0000" (UTC, origin unknown) comes back naive
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return plausible_time(when.replace(tzinfo=UTC) if when.tzinfo is None else when, "Timestamp")
 
 
 def talk_time(fields: Mapping[str, list[str]], name: str) -> int | None:
     text = first(fields, name, required=False)
     if text is None:
         return None
-    if not text.isdigit():
-        raise BadPayload(f"{name} {text!r} is not a number of seconds", field=name)
-    return int(text)
+    return whole_seconds(text, name)

@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from commhub.telephony.contract import RawRequest, SourceContext, VerificationFailed
+from commhub.telephony.contract import BadPayload, RawRequest, SourceContext, VerificationFailed
 
 HEADER = "X-Twilio-Signature"
 
@@ -27,9 +27,14 @@ def verify_signature(request: RawRequest, source: SourceContext) -> None:
     given = request.header(HEADER)
     if not given:
         raise VerificationFailed(f"the {HEADER} header is missing")
-    params = signed_params(request)
-    for url in url_variants(request.url):
-        if hmac.compare_digest(signature(source.secret, url, params).encode(), given.strip().encode()):
+    urls = url_variants(request.url)
+    try:
+        params = signed_params(request)
+    except BadPayload:  # a body that is no UTF-8 form cannot be what Twilio signed
+        raise VerificationFailed(f"the body is not a form the {HEADER} could cover") from None
+    offered = given.strip().encode("utf-8", "surrogatepass")  # undecodable header bytes arrive escaped
+    for url in urls:
+        if hmac.compare_digest(signature(source.secret, url, params).encode(), offered):
             return
     raise VerificationFailed(f"the {HEADER} header does not match this source's auth token")
 
@@ -37,7 +42,8 @@ def verify_signature(request: RawRequest, source: SourceContext) -> None:
 def signature(token: str, url: str, params: Mapping[str, list[str]]) -> str:
     """The signature Twilio computes for `url` and the POSTed `params`."""
     text = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
-    digest = hmac.new(token.encode(), text.encode(), hashlib.sha1).digest()
+    # a Host header aiohttp could not decode arrives with surrogate escapes: it simply never matches
+    digest = hmac.new(token.encode(), text.encode("utf-8", "surrogatepass"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -53,16 +59,21 @@ def signed_params(request: RawRequest) -> dict[str, list[str]]:
 
 def check_body_hash(request: RawRequest) -> None:
     expected = parse_qs(urlsplit(request.url).query)["bodySHA256"][0]
-    if not hmac.compare_digest(hashlib.sha256(request.body).hexdigest(), expected.lower()):
+    if not hmac.compare_digest(hashlib.sha256(request.body).hexdigest().encode(),
+                               expected.lower().encode("utf-8", "surrogatepass")):
         raise VerificationFailed("the body does not match the bodySHA256 Twilio signed")
 
 
 def url_variants(url: str) -> list[str]:
     """The URL without a port and with the default port, as twilio-python's validator tries them."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        given_port = parts.port
+    except ValueError:  # the Host header named no port ("host:abc") or no host ("[::1"): nothing Twilio signed
+        raise VerificationFailed(f"the request URL {url[:100]!r} cannot be what Twilio signed") from None
     credentials, _, hostport = parts.netloc.rpartition("@")
-    host = hostport.rsplit(":", 1)[0] if parts.port else hostport
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = hostport.rsplit(":", 1)[0] if given_port else hostport
+    port = given_port or (443 if parts.scheme == "https" else 80)
     prefix = f"{credentials}@" if credentials else ""
     return [urlunsplit(parts._replace(netloc=f"{prefix}{host}")),
             urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port}"))]

@@ -6,6 +6,9 @@ import re
 import unicodedata
 
 _GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+# The longest key the name_key columns hold (organizations: 200, contacts: 220). Folding can lengthen a
+# name ("ß" -> "ss", NFKD spells "ﷺ" in 18 letters): a 200-character company name may fold into 400.
+KEY_LENGTH = 200
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[^@\s<>(),;:\".]{2,}$")
 
 
@@ -17,7 +20,7 @@ def fold(text: str | None) -> str:
     if not text.isascii():  # most names are ASCII: skip the Unicode decomposition for them
         text = text.translate(_GERMAN)
         text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-    return " ".join(text.split())
+    return " ".join(text.split())[:KEY_LENGTH]
 
 
 def contact_key(first: str | None, last: str | None) -> str:

@@ -40,9 +40,19 @@ class Credentials:
     via: Via
 
 
+def _token(value: str | None) -> str | None:
+    """Tokens are ASCII. Header bytes that are not UTF-8 reach us as surrogate escapes, which no token
+    matches and which hashing the token could not even encode: such a value is no token at all."""
+    return value if value and value.isascii() else None
+
+
 def bearer_token(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return _token(token.strip()) if scheme.lower() == "bearer" else None
+
+
+def session_cookie(request: web.Request) -> str | None:
+    return _token(request.cookies.get(COOKIE))
 
 
 def credentials(request: web.Request, *, query: bool = False) -> Credentials | None:
@@ -50,9 +60,9 @@ def credentials(request: web.Request, *, query: bool = False) -> Credentials | N
     caller allows it) win over the cookie, which a browser attaches whether the page meant it or not."""
     if token := bearer_token(request):
         return Credentials(token, "bearer")
-    if query and (token := request.query.get("token")):
+    if query and (token := _token(request.query.get("token"))):
         return Credentials(token, "query")
-    if token := request.cookies.get(COOKIE):
+    if token := session_cookie(request):
         return Credentials(token, "cookie")
     return None
 
@@ -107,7 +117,7 @@ async def sign_in(request: web.Request) -> web.Response:
 
 async def sign_out(request: web.Request) -> web.Response:
     """Revoke the cookie's console token and clear the cookie; signing out twice is no error."""
-    token = request.cookies.get(COOKIE)
+    token = session_cookie(request)
     if token:
         refuse_cross_site(request)
         async with request.app[SESSIONS]() as session, session.begin():

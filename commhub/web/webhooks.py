@@ -16,6 +16,7 @@ from commhub.keys import CALL_DESK, REPLAY_GUARD, SETTINGS, SOURCES
 from commhub.log import get_logger
 from commhub.web.access import WEBHOOK, count_failure, refuse_blocked
 from commhub.telephony.contract import IgnoredEvent, RawRequest, Reply
+from commhub.web.bodies import CLIENT_GONE, body_cut_off
 
 log = get_logger("commhub.hooks")
 MAX_HOOK_BODY = 64 * 1024
@@ -30,11 +31,14 @@ async def read_limited(request: web.Request, limit: int = MAX_HOOK_BODY) -> byte
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"the body may hold at most {limit} bytes")
     chunks, size = [], 0
-    while chunk := await request.content.read(16 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body may hold at most {limit} bytes")
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.read(16 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the body may hold at most {limit} bytes")
+            chunks.append(chunk)
+    except CLIENT_GONE:
+        raise body_cut_off() from None
     return b"".join(chunks)
 
 
@@ -60,7 +64,7 @@ async def receive_hook(request: web.Request) -> web.Response:
         # An admin wants to see a phone system that keeps failing verification (a changed secret, a
         # proxy rewriting the URL); what it sent stays out of the log.
         log.warning("hook.refused", source=source.name, code=refused.code, status=refused.status)
-        if refused.status in (401, 403):
+        if refused.status == 401:  # a wrong secret or signature; a replay (403) is no guess at the secret
             count_failure(request, WEBHOOK)
         raise
     try:
