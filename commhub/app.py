@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -73,9 +73,9 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(telephony)
     app.cleanup_ctx.append(mail)
-    app.cleanup_ctx.append(backlog_pruning)
-    app.cleanup_ctx.append(wal_checkpoints)
-    app.cleanup_ctx.append(retention)
+    app.cleanup_ctx.append(every(PRUNE_INTERVAL_S, prune_backlog))
+    app.cleanup_ctx.append(every(CHECKPOINT_INTERVAL_S, checkpoint_wal, first_after=CHECKPOINT_INTERVAL_S))
+    app.cleanup_ctx.append(every(RETENTION_INTERVAL_S, apply_retention, first_after=RETENTION_FIRST_RUN_S))
     app.on_startup.append(freeze_startup_objects)
     app.on_shutdown.append(close_sockets)
     add_routes(app)
@@ -120,78 +120,62 @@ async def mail(app: web.Application) -> AsyncIterator[None]:
         app[MAIL_DATABASE].close()
 
 
-async def backlog_pruning(app: web.Application) -> AsyncIterator[None]:
-    """Forget agent messages no `resume` may ask for any more and long-ended tokens, at start and hourly."""
-    push = app[SETTINGS].push
+Step = Callable[[web.Application], Awaitable[None]]
 
-    async def prune_forever() -> None:
+
+def every(seconds: float, step: Step, *, first_after: float = 0) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running `step` while the app runs: after `first_after` seconds, then every
+    `seconds`; a failing round is logged and the next one comes anyway. Cancelled and awaited on exit."""
+    async def forever(app: web.Application) -> None:
+        await asyncio.sleep(first_after)
         while True:
             try:
-                async with app[SESSIONS]() as session, session.begin():
-                    removed = await session.run_sync(
-                        messages.prune, older_than=utcnow() - timedelta(hours=push.backlog_hours),
-                        keep_per_agent=push.backlog_messages)
-                    # Kept a month after they ended, so `agents tokens --all` still explains a refused client.
-                    tokens = await agents.prune_tokens(session, ended_before=utcnow() - TOKENS_KEPT)
-                log.info("backlog.pruned", removed=removed, tokens=tokens)
+                await step(app)
             except Exception:
-                log.exception("backlog.prune_failed")
-            await asyncio.sleep(PRUNE_INTERVAL_S)
+                log.exception(f"{step.__name__}.failed")
+            await asyncio.sleep(seconds)
 
-    task = asyncio.create_task(prune_forever())
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(forever(app), name=step.__name__)
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return context
+
+
+async def prune_backlog(app: web.Application) -> None:
+    """Forget agent messages no `resume` may ask for any more, and long-ended tokens."""
+    push = app[SETTINGS].push
+    async with app[SESSIONS]() as session, session.begin():
+        removed = await session.run_sync(messages.prune, older_than=utcnow() - timedelta(hours=push.backlog_hours),
+                                         keep_per_agent=push.backlog_messages)
+        # Kept a month after they ended, so `agents tokens --all` still explains a refused client.
+        tokens = await agents.prune_tokens(session, ended_before=utcnow() - TOKENS_KEPT)
+    log.info("backlog.pruned", removed=removed, tokens=tokens)
+
+
+async def checkpoint_wal(app: web.Application) -> None:
+    """SQLite: fold the write-ahead log into the database file, off the loop (the call path's
+    connection does not checkpoint itself: a checkpoint fsyncs)."""
     try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await app[CALL_DATABASE].checkpoint()
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        # A full or read-only disk: the requests say so with 503; no traceback every 5 s.
+        log.warning("database.checkpoint_failed", error=str(exc)[:200])
 
 
-async def wal_checkpoints(app: web.Application) -> AsyncIterator[None]:
-    """SQLite: fold the write-ahead log into the database file every few seconds, off the loop
-    (the call path's connection does not checkpoint itself: a checkpoint fsyncs)."""
-    async def checkpoint_forever() -> None:
-        while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            try:
-                await app[CALL_DATABASE].checkpoint()
-            except Exception as exc:
-                if not is_database_outage(exc):
-                    log.exception("database.checkpoint_failed")
-                else:  # a full or read-only disk: the requests say so with 503; no traceback every 5 s
-                    log.warning("database.checkpoint_failed", error=str(exc)[:200])
-
-    task = asyncio.create_task(checkpoint_forever())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def retention(app: web.Application) -> AsyncIterator[None]:
-    """`[retention]`: delete what is past its time, shortly after start and then daily."""
+async def apply_retention(app: web.Application) -> None:
+    """`[retention]`: delete what is past its time."""
     policy = app[SETTINGS].retention
     if not policy.enabled:
-        yield
         return
-
-    async def apply_forever() -> None:
-        await asyncio.sleep(RETENTION_FIRST_RUN_S)
-        while True:
-            try:
-                async with app[SESSIONS]() as session, session.begin():
-                    counts = await run_retention(session, policy, utcnow(), DAEMON)
-                log.info("retention.applied", **counts)
-            except Exception:
-                log.exception("retention.failed")
-            await asyncio.sleep(RETENTION_INTERVAL_S)
-
-    task = asyncio.create_task(apply_forever())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with app[SESSIONS]() as session, session.begin():
+        counts = await run_retention(session, policy, utcnow(), DAEMON)
+    log.info("retention.applied", **counts)
 
 
 async def freeze_startup_objects(app: web.Application) -> None:
