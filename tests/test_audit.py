@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from commhub import audit, cli
+from commhub import audit
 from commhub.commands.common import Database, open_database
 from commhub.settings import DatabaseSettings, Settings
 from commhub.store import agents
 from commhub.store.models import AuditEvent
+from support.cli import config, run_cli  # noqa: F401 - `config` is a fixture
 
 on_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -332,18 +330,6 @@ def test_event_json_names_the_subject() -> None:
 # --- commhub audit (in process) ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in list(os.environ):
-        if name.startswith("COMMHUB_"):
-            monkeypatch.delenv(name)
-    path = tmp_path / "commhub.toml"
-    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "cli.db"}"\n'
-                    '[logging]\nlevel = "warning"\n', encoding="utf-8")
-    yield path
-    structlog.reset_defaults()  # cli.main configured logging for the whole process
-
-
 def seed_cli(config: Path) -> int:
     """Events of agent 'anna' about contacts 7 and 8; anna's id."""
     async def go() -> int:
@@ -363,8 +349,7 @@ def seed_cli(config: Path) -> int:
 
 
 def run(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
-    code = cli.main(["--config", str(config), "audit", *args])
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(config, capsys, "audit", *args)
     return code, out.splitlines(), err
 
 

@@ -16,9 +16,7 @@ a new public route must be reviewed in `OPEN_BY_DESIGN` / `OWN_AUTH`).
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,7 +31,7 @@ from sqlalchemy import select, update
 from yarl import URL
 
 from commhub.app import build_app
-from commhub.commands.common import Database, open_database
+from commhub.commands.common import Database
 from commhub.keys import HUB, MAIL_DATABASE
 from commhub.mail.filing import OwnAddresses
 from commhub.mail.preparing import prepare
@@ -43,6 +41,7 @@ from commhub.store.models import Agent, AgentToken, Base, EmailAttachment, utcno
 from commhub.telephony.registry import available
 from commhub.web.console_session import CONSOLE_LABEL, COOKIE
 from commhub.web.routes import ROUTES, Route
+from support.migrated import fresh_copy, migrated_template
 
 PUBLIC_URL = "https://commhub.example.com"
 FOREIGN_ORIGIN = "https://evil.example"
@@ -94,24 +93,13 @@ def source_secret(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite database, copied for each test: a fresh database without migrating each time."""
-    path = tmp_path_factory.mktemp("access-template") / "commhub.db"
-
-    async def migrate() -> None:
-        async with open_database(Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{path}"))):
-            pass
-
-    asyncio.run(migrate())
-    return path
+    return migrated_template(tmp_path_factory.mktemp("access-template"))
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
     """SQLite only (access control sits in front of the database; tests/web runs both backends)."""
-    for suffix in ("", "-wal", "-shm"):
-        if Path(f"{migrated_sqlite}{suffix}").exists():
-            shutil.copy(f"{migrated_sqlite}{suffix}", tmp_path / f"commhub.db{suffix}")
-    return f"sqlite+aiosqlite:///{tmp_path / 'commhub.db'}"
+    return fresh_copy(migrated_sqlite, tmp_path)
 
 
 @pytest.fixture

@@ -25,10 +25,8 @@ properly, so the refusal is the credential check's doing and nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -49,10 +47,11 @@ from adapters.placetel.verify import SIGNATURE_HEADER as PLACETEL_SIGNATURE
 from adapters.placetel.verify import sign as placetel_sign
 from adapters.twilio.verify import HEADER as TWILIO_SIGNATURE
 from adapters.twilio.verify import signature as twilio_signature
-from commhub.commands.common import Database, open_database
+from commhub.commands.common import Database
 from commhub.settings import AccessSettings, DatabaseSettings, ServerSettings, Settings, SourceSettings
 from commhub.store.models import Base, Call, CallEventRow
 from commhub.telephony.registry import available
+from support.migrated import fresh_copy, migrated_template
 
 PUBLIC_URL = "https://commhub.example.com"  # the Host the fixtures were captured (and Twilio's signed) for
 CREDENTIAL_HEADER = re.compile(r"signature|timestamp", re.IGNORECASE)
@@ -189,24 +188,13 @@ EXTRA_SOURCES = {
 
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite database, copied for each test: a fresh database without migrating each time."""
-    path = tmp_path_factory.mktemp("forgery-template") / "commhub.db"
-
-    async def migrate() -> None:
-        async with open_database(Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{path}"))):
-            pass
-
-    asyncio.run(migrate())
-    return path
+    return migrated_template(tmp_path_factory.mktemp("forgery-template"))
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
     """SQLite only (verification happens before the database is touched), from the migrated copy."""
-    for suffix in ("", "-wal", "-shm"):
-        if Path(f"{migrated_sqlite}{suffix}").exists():
-            shutil.copy(f"{migrated_sqlite}{suffix}", tmp_path / f"commhub.db{suffix}")
-    return f"sqlite+aiosqlite:///{tmp_path / 'commhub.db'}"
+    return fresh_copy(migrated_sqlite, tmp_path)
 
 
 @pytest.fixture

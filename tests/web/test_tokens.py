@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
@@ -19,6 +16,7 @@ from commhub.commands.common import Database, open_database
 from commhub.settings import DatabaseSettings, Settings
 from commhub.store import agents
 from commhub.store.models import AgentToken, AuditEvent, utcnow
+from support.cli import config, run_cli  # noqa: F401 - `config` is a fixture
 
 on_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -209,22 +207,7 @@ def test_token_state_at_the_edges() -> None:
 # --- the CLI (in process) ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in list(os.environ):
-        if name.startswith("COMMHUB_"):
-            monkeypatch.delenv(name)
-    path = tmp_path / "commhub.toml"
-    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "cli.db"}"\n'
-                    '[logging]\nlevel = "warning"\n', encoding="utf-8")
-    yield path
-    structlog.reset_defaults()  # cli.main configured logging for the whole process
-
-
-def run(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(["--config", str(config), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def works(config: Path, token: str) -> bool:
