@@ -17,14 +17,12 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-import pytest
-from support.dovecot import Dovecot, require_dovecot
+from support.dovecot import Dovecot
 from support.load import KillableCommhub, kill_during, report, sqlite_rows, wait_for
 
 SEED = int(os.environ.get("COMMHUB_RELIABILITY_SEED", "20261102"))
@@ -35,18 +33,6 @@ MAILBOX = "vertrieb"
 OWN = "vertrieb@example.de"
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 FREE_MAIL = ("gmail.com", "web.de", "gmx.de")  # never filed by domain: such senders stay unassigned
-
-
-@pytest.fixture
-def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
-    """A private Dovecot (fails under CI when it is not installed, skips elsewhere)."""
-    require_dovecot()
-    server = Dovecot(tmp_path / "imap")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 def customers(count: int = 40) -> tuple[str, list[str]]:

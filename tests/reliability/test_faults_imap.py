@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from support.dovecot import Dovecot, require_dovecot
+from support.dovecot import Dovecot
 from support.faults import FaultyCommhub, log_time
 
 TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -46,17 +46,6 @@ def mail(number: int) -> bytes:
     message["Message-ID"] = f"<fault-{number}-{make_msgid().strip('<>')}>"
     message.set_content(f"Guten Tag,\n\nbitte senden Sie uns ein Angebot über {number} Stück.\n\nErika Muster\n")
     return message.as_bytes()
-
-
-@pytest.fixture
-def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
-    require_dovecot()
-    server = Dovecot(tmp_path / "imap")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
