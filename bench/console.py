@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.browser import find_chromium  # noqa: E402
 from support.commhub_process import SOURCE, SOURCE_SECRET, CommhubProcess  # noqa: E402
+from sections import percentile, replace_section  # noqa: E402
 
 CONSOLE_EXTENSION = "10"
 FLOOR_EXTENSION = "20"
@@ -56,11 +57,6 @@ STAMP_CARDS = """() => {
     }
   }).observe(document.getElementById('pops'), { childList: true });
 }"""
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
 class Agents:
@@ -228,19 +224,6 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(path: Path, text: str) -> None:
-    heading = "## Console: webhook to card in the browser (bench/console.py)"
-    body = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{heading}\n\n{text}\n"
-    if heading in body:
-        start = body.index(heading)
-        end = body.find("\n## ", start + len(heading))
-        body = body[:start] + section + (body[end + 1:] if end != -1 else "")
-    else:
-        body = body.rstrip("\n") + "\n\n" + section
-    path.write_text(body, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=100)
@@ -258,7 +241,7 @@ def main() -> None:
     (args.out / "console.md").write_text(text + "\n", encoding="utf-8")
     (args.out / "console.json").write_text(json.dumps(result), encoding="utf-8")
     if args.docs:
-        write_docs(args.docs, text)
+        replace_section(args.docs, "## Console: webhook to card in the browser (bench/console.py)", text)
 
 
 if __name__ == "__main__":
