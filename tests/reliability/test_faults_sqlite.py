@@ -17,7 +17,6 @@ coming back. The server's log goes through a pipe (see support/faults.py), as to
 from __future__ import annotations
 
 import asyncio
-import resource
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -35,8 +34,6 @@ TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[FaultyCommhub]:
-    if not hasattr(resource, "prlimit"):
-        pytest.skip("refusing a running process's writes needs prlimit(2) (Linux)")
     server = FaultyCommhub(tmp_path)
     server.cli("db", "upgrade")
     server.anna = server.add_agent("anna", "10")  # type: ignore[attr-defined]
