@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import statistics
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.commhub_process import SOURCE, SOURCE_SECRET, CommhubProcess  # noqa: E402
-from sections import percentile, replace_section  # noqa: E402
+from sections import percentile, publish  # noqa: E402
 
 HEADING = "## Failed-credential limits: good traffic under a flood (bench/access.py)"
 WRONG_TOKEN = "chub_" + "x" * 43
@@ -163,13 +162,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path)
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    text = report(result)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "access.md").write_text(text + "\n", encoding="utf-8")
-    (args.out / "access.json").write_text(json.dumps(result), encoding="utf-8")
-    if args.docs:
-        replace_section(args.docs, HEADING, text)
+    publish("access", report(result), result, out=args.out, docs=args.docs, heading=HEADING)
 
 
 if __name__ == "__main__":

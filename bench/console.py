@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.browser import find_chromium  # noqa: E402
 from support.commhub_process import SOURCE, SOURCE_SECRET, CommhubProcess  # noqa: E402
-from sections import percentile, replace_section  # noqa: E402
+from sections import percentile, publish  # noqa: E402
 
+HEADING = "## Console: webhook to card in the browser (bench/console.py)"
 CONSOLE_EXTENSION = "10"
 FLOOR_EXTENSION = "20"
 TARGET_P99_MS = 150.0
@@ -235,13 +236,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path)
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    text = report(result)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "console.md").write_text(text + "\n", encoding="utf-8")
-    (args.out / "console.json").write_text(json.dumps(result), encoding="utf-8")
-    if args.docs:
-        replace_section(args.docs, "## Console: webhook to card in the browser (bench/console.py)", text)
+    publish("console", report(result), result, out=args.out, docs=args.docs, heading=HEADING)
 
 
 if __name__ == "__main__":

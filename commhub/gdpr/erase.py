@@ -17,7 +17,6 @@ The caller-ID match reads the numbers table, so the number matches nothing from 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -38,7 +37,6 @@ from commhub.store.models import (
     CallEventRow,
     Email,
     EmailAddressRow,
-    EmailAttachment,
     EmailParticipant,
     ErasureTombstone,
     HistoryEntry,
@@ -135,33 +133,14 @@ async def _scrub_email(session: AsyncSession, email: Email, who: Identifiers) ->
                                                          func.lower(EmailParticipant.address).in_(who.addresses)))
     if email.raw_sha256:
         old = await session.get(Blob, email.raw_sha256)
-        if old is not None:
-            cleaned = who.scrub_bytes(old.data)
-            if cleaned != old.data:
-                email.raw_sha256 = await _store_blob(session, cleaned)
-                email.size = len(cleaned)
-                await session.flush()
-                await drop_unused_blob(session, old.sha256)
-                return 1
+        cleaned = who.scrub_bytes(old.data) if old is not None else None
+        if old is not None and cleaned != old.data:
+            await session.flush()
+            email_id, now = email.id, utcnow()
+            await session.run_sync(lambda sync: MailSql(SessionDb(sync)).replace_raw(email_id, cleaned, now))
+            session.expire(email)
+            return 1
     return 0
-
-
-async def _store_blob(session: AsyncSession, data: bytes) -> str:
-    sha = hashlib.sha256(data).hexdigest()
-    if await session.get(Blob, sha) is None:
-        session.add(Blob(sha256=sha, size=len(data), data=data))
-        await session.flush()
-    return sha
-
-
-async def drop_unused_blob(session: AsyncSession, sha: str) -> bool:
-    used = await session.scalar(select(func.count()).select_from(Email).where(Email.raw_sha256 == sha))
-    used = used or await session.scalar(select(func.count()).select_from(EmailAttachment)
-                                        .where(EmailAttachment.blob_sha256 == sha))
-    if used:
-        return False
-    await session.execute(delete(Blob).where(Blob.sha256 == sha))
-    return True
 
 
 async def _keep_call(session: AsyncSession, call_id: int, contact_id: int, who: Identifiers) -> bool:

@@ -9,6 +9,7 @@ never by a surname alone, which would also cut "Müller" out of "Müller Haustec
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ class Identifiers:
         forms |= {name.strip() for name in names if name and len(name.strip()) >= 3}
         return cls(e164, lowered, tuple(sorted(forms, key=len, reverse=True)))
 
-    @property
+    @cached_property  # compiled once: an erasure scrubs every field of every shared entry with it
     def pattern(self) -> re.Pattern[str] | None:
         if not self.texts:
             return None

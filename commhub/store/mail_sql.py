@@ -380,6 +380,15 @@ class MailSql:
         self._drop_unused_blobs([*attachments, *([raw_sha256] if raw_sha256 else [])])
         return True
 
+    def replace_raw(self, email_id: int, raw: bytes, now: datetime) -> None:
+        """Keep `raw` as the message's source instead of what it was (an erasure cut a person out of it)."""
+        rows = self.db.rows("SELECT raw_sha256 FROM emails WHERE id = :id", {"id": email_id})
+        digest = sha256(raw)
+        self._blobs([(digest, raw)], now)
+        self.db.execute("UPDATE emails SET raw_sha256 = :h, size = :size WHERE id = :id",
+                        {"h": digest, "size": len(raw), "id": email_id})
+        self._drop_unused_blobs([row[0] for row in rows if row[0] and row[0] != digest])
+
     def _drop_unused_blobs(self, hashes: list[str]) -> None:
         for digest in set(hashes):
             self.db.execute(

@@ -1,4 +1,4 @@
-"""Shared by the reliability tests that need a mail server."""
+"""Shared by the reliability tests: a mail server, and a migrated database to copy for each test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from support.dovecot import Dovecot, require_dovecot
+from support.migrated import migrated_template
 
 
 @pytest.fixture
@@ -20,3 +21,9 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once per run; `support.migrated.fresh_copy` gives a test its own copy."""
+    return migrated_template(tmp_path_factory.mktemp("template"))

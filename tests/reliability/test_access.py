@@ -41,7 +41,7 @@ from commhub.store.models import Agent, AgentToken, Base, EmailAttachment, utcno
 from commhub.telephony.registry import available
 from commhub.web.console_session import CONSOLE_LABEL, COOKIE
 from commhub.web.routes import ROUTES, Route
-from support.migrated import fresh_copy, migrated_template
+from support.migrated import fresh_copy
 
 PUBLIC_URL = "https://commhub.example.com"
 FOREIGN_ORIGIN = "https://evil.example"
@@ -89,11 +89,6 @@ def route_id(route: Route) -> str:
 
 def source_secret(name: str) -> str:
     return f"{name}-secret-for-access-tests"
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory.mktemp("access-template"))
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ from commhub.commands.common import Database
 from commhub.settings import AccessSettings, DatabaseSettings, ServerSettings, Settings, SourceSettings
 from commhub.store.models import Base, Call, CallEventRow
 from commhub.telephony.registry import available
-from support.migrated import fresh_copy, migrated_template
+from support.migrated import fresh_copy
 
 PUBLIC_URL = "https://commhub.example.com"  # the Host the fixtures were captured (and Twilio's signed) for
 CREDENTIAL_HEADER = re.compile(r"signature|timestamp", re.IGNORECASE)
@@ -184,11 +184,6 @@ EXTRA_SOURCES = {
     "placetel-token": ("placetel", {"url_token": True}),
     "generic-strict": ("generic", {"require_signature": True}),
 }
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory.mktemp("forgery-template"))
 
 
 @pytest.fixture
