@@ -45,6 +45,8 @@ class ServerSettings(Section):
     # PEM files: with both set, commhub serves HTTPS (and wss://) itself, TLS 1.2 or newer.
     tls_cert: str | None = None
     tls_key: str | None = None
+    # SIGTERM: how long requests already being answered may take before the process exits anyway.
+    shutdown_seconds: float = Field(10, ge=0, le=300)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Self:
@@ -242,6 +244,18 @@ class AccessSettings(Section):
         return any(ip in ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
 
 
+class ClusterSettings(Section):
+    """Several nodes on one PostgreSQL (ignored on SQLite, which is one node by nature)."""
+
+    # Shown in /readyz, /metrics and the logs; defaults to the host name and process id.
+    node_name: str | None = Field(None, min_length=1, max_length=100)
+    # How often a node tries to take over mailboxes nobody archives.
+    lease_check_seconds: float = Field(5, ge=0.5, le=300)
+    # A node that stops answering (frozen, cut off) loses its mailboxes after this long: PostgreSQL
+    # ends its idle lease connection, and another node takes over at its next check.
+    lease_timeout_seconds: float = Field(20, ge=2, le=600)
+
+
 class RetentionSettings(Section):
     """Months after which records of a kind are deleted; unset keeps them (see commhub/gdpr/retention.py)."""
 
@@ -270,6 +284,7 @@ class Settings(Section):
     agents: AgentDefaults = AgentDefaults()
     push: PushSettings = PushSettings()
     access: AccessSettings = AccessSettings()
+    cluster: ClusterSettings = ClusterSettings()
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     source_file: str | None = Field(None, exclude=True)
