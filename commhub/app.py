@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -26,16 +28,26 @@ from commhub.keys import (
     MAIL_DATABASE,
     MAIL_SERVICE,
     LIMITER,
+    BUS,
+    DRAINING,
+    METRICS,
+    NODE,
+    SCHEMA_HEADS,
 )
 from commhub.audit import DAEMON
 from commhub.gdpr.retention import run_retention
+from commhub.leases import Duty, LeaseKeeper
 from commhub.log import get_logger
+from commhub.metrics import Metrics
+from commhub.push.bus import PushBus, asyncpg_dsn
+from commhub.store.call_sql import CallSql
+from commhub.store.sql_db import SessionDb
 from commhub.settings import Settings
 from commhub.store.db import create_engine, session_factory, sqlite_path
 from commhub.push.dispatch import Dispatcher
 from commhub.push.hub import Hub
 from commhub.store import agents, messages
-from commhub.store.migrate import upgrade
+from commhub.store.migrate import schema_heads, upgrade
 from commhub.store.models import utcnow
 from commhub.store.outage import is_database_outage
 from commhub.store.call_db import CallDatabase
@@ -65,22 +77,55 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[SOURCES] = Sources.from_settings(settings)  # a bad [[sources]] entry stops the start, not a call
     app[REPLAY_GUARD] = MemoryReplayGuard()
-    app[HUB] = Hub()
+    # On PostgreSQL any number of nodes may share the database: numbers and pushes go through it.
+    shared = sqlite_path(settings.database.url) is None
+    app[HUB] = Hub(shared=shared)
     access = settings.access
     app[LIMITER] = FailureLimiter(limit=access.failure_limit, window_s=access.failure_window_seconds,
                                   block_s=access.block_seconds)
-    app[DISPATCHER] = Dispatcher()
+    app[DISPATCHER] = Dispatcher(shared=shared)
+    app[NODE] = settings.cluster.node_name or f"{socket.gethostname()}-{os.getpid()}"
+    app[METRICS] = Metrics(app[NODE])
+    app[METRICS].watch_hub(app[HUB])
+    app[SCHEMA_HEADS] = schema_heads()
+    app[DRAINING] = asyncio.Event()
+    app.cleanup_ctx.append(lifetime)
     app.cleanup_ctx.append(database)
+    if shared:
+        app.cleanup_ctx.append(push_bus)
     app.cleanup_ctx.append(telephony)
     app.cleanup_ctx.append(mail)
     app.cleanup_ctx.append(every(PRUNE_INTERVAL_S, prune_backlog))
     app.cleanup_ctx.append(every(CHECKPOINT_INTERVAL_S, checkpoint_wal, first_after=CHECKPOINT_INTERVAL_S))
     app.cleanup_ctx.append(every(RETENTION_INTERVAL_S, apply_retention, first_after=RETENTION_FIRST_RUN_S))
     app.on_startup.append(freeze_startup_objects)
-    app.on_shutdown.append(close_sockets)
+    app.on_shutdown.append(drain)
     add_routes(app)
     return app
 
+
+async def lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Entered first and left last: the start and the very end of a node, in the log."""
+    log.info("node.started", node=app[NODE])
+    yield
+    log.info("shutdown.finished", node=app[NODE])
+
+
+async def push_bus(app: web.Application) -> AsyncIterator[None]:
+    """PostgreSQL: hear every node's committed messages, this node's own included (push/bus.py)."""
+    sessions = app[SESSIONS]
+
+    async def read_stored(keys: list[tuple[int, int]]) -> list[tuple[int, int, str, object, object]]:
+        async with sessions() as session:
+            return await session.run_sync(lambda sync: CallSql(SessionDb(sync)).messages_at(keys))
+
+    bus = PushBus(asyncpg_dsn(app[SETTINGS].database.url), app[HUB], read_stored)
+    await bus.start()
+    app[BUS] = bus
+    try:
+        yield
+    finally:
+        await bus.stop()
 
 async def database(app: web.Application) -> AsyncIterator[None]:
     """Open the database, apply pending migrations, and build the caller-ID index on it."""
@@ -110,8 +155,16 @@ async def telephony(app: web.Application) -> AsyncIterator[None]:
 
 async def mail(app: web.Application) -> AsyncIterator[None]:
     """The mailboxes' archivers and the outbox, each a task of its own."""
-    app[MAIL_DATABASE] = MailDatabase(app[SETTINGS].database.url, app[SESSIONS])
-    app[MAIL_SERVICE] = MailService(app[SETTINGS], app[MAIL_DATABASE])
+    settings = app[SETTINGS]
+    app[MAIL_DATABASE] = MailDatabase(settings.database.url, app[SESSIONS])
+    leases = None
+    if app[HUB].shared:
+        def leases(duties: list[Duty]) -> LeaseKeeper:
+            return LeaseKeeper(asyncpg_dsn(settings.database.url), duties, node=app[NODE],
+                               check_s=settings.cluster.lease_check_seconds,
+                               timeout_s=settings.cluster.lease_timeout_seconds)
+    app[MAIL_SERVICE] = MailService(settings, app[MAIL_DATABASE], leases=leases)
+    app[METRICS].watch_mail(app[MAIL_SERVICE])
     app[MAIL_SERVICE].start()
     try:
         yield
@@ -186,7 +239,12 @@ async def freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
-async def close_sockets(app: web.Application) -> None:
+async def drain(app: web.Application) -> None:
+    """SIGTERM (aiohttp has stopped listening by now): say so in /readyz, send the agents elsewhere.
+    Requests in flight are then answered (up to `[server] shutdown_seconds`) before the cleanup ends
+    the mail duties (their commits finish, IMAP logs out) and closes the database."""
+    app[DRAINING].set()
+    log.info("shutdown.started", node=app[NODE], sockets=app[HUB].sessions())
     await app[HUB].close_all()
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commhub.contacts.caller_id import CallerId
 from commhub.mail.service import MailService
+from commhub.metrics import Metrics
+from commhub.push.bus import PushBus
 from commhub.push.dispatch import Dispatcher
 from commhub.push.hub import Hub
 from commhub.settings import Settings
@@ -31,6 +35,11 @@ CALL_DATABASE = web.AppKey("call_database", CallDatabase)
 MAIL_DATABASE = web.AppKey("mail_database", MailDatabase)
 MAIL_SERVICE = web.AppKey("mail_service", MailService)
 LIMITER = web.AppKey("limiter", FailureLimiter)
+NODE = web.AppKey("node", str)  # this node's name ([cluster] node_name, else host and pid)
+METRICS = web.AppKey("metrics", Metrics)
+BUS = web.AppKey("bus", PushBus)  # PostgreSQL only
+SCHEMA_HEADS = web.AppKey("schema_heads", frozenset)  # the migrations this code expects applied
+DRAINING = web.AppKey("draining", asyncio.Event)  # set once shutdown began
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)

@@ -81,5 +81,5 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     context = tls_context(settings)  # a bad certificate stops the start, before anything listens
     print_welcome(settings, token)
     web.run_app(build_app(settings), host=settings.server.host, port=settings.server.port, print=None,
-                access_log=None, ssl_context=context)
+                access_log=None, ssl_context=context, shutdown_timeout=settings.server.shutdown_seconds)
     return 0

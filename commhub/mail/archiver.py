@@ -84,6 +84,12 @@ class FolderArchiver:
         self.connects = 0  # successful logins: more than one means the connection was lost and remade
         self.last_error: str | None = None
         self.last_sync: datetime | None = None
+        self.filed_total = 0  # messages this archiver filed since start (/metrics)
+        # Since when new mail may be waiting unfiled (None: caught up and watching); /metrics' lag.
+        self.behind_since: float | None = time.time()
+
+    def lag_seconds(self) -> float:
+        return 0.0 if self.behind_since is None else max(0.0, time.time() - self.behind_since)
 
     async def sync(self, imap: ImapSession) -> FolderReport:
         """Archive everything new in the folder; return what was done."""
@@ -104,7 +110,7 @@ class FolderArchiver:
             if settings.after_archive == "seen" and filed_uids:
                 await imap.mark_seen(filed_uids)
         elif checkpoint != (state.uidvalidity, last):
-            await self.database.run(lambda sql: sql.save_checkpoint(
+            await self.database.run_to_end(lambda sql: sql.save_checkpoint(
                 settings.name, self.folder, state.uidvalidity, last, datetime.now(UTC)))
         await self._finish_leftovers(imap, state.uidvalidity)
         report.seconds = time.perf_counter() - started
@@ -189,8 +195,9 @@ class FolderArchiver:
     async def _store(self, batch: Batch, items: list[Prepared], uidvalidity: int, report: FolderReport) -> None:
         settings, folder = self.settings, self.folder
         now = datetime.now(UTC)
-        result = await self.database.run(lambda sql: sql.file_batch(
+        result = await self.database.run_to_end(lambda sql: sql.file_batch(
             settings.name, folder, uidvalidity, items, self.own, max(batch.uids), now))
+        self.filed_total += len(result.filed)
         report.fetched += len(items)
         report.filed += len(result.filed)
         report.known += result.known
@@ -232,19 +239,24 @@ class FolderArchiver:
                 self.connects += 1
                 self.connected, self.last_error = True, None
                 await self.sync(imap)
+                self.behind_since = None
                 backoff.reset()
                 while True:
                     await self._wait(imap)
+                    self.behind_since = self.behind_since or time.time()
                     await self.sync(imap)
+                    self.behind_since = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one broken mailbox never stops the others
+                self.behind_since = self.behind_since or time.time()
                 self.connected, self.last_error = False, str(exc)
                 delay = backoff.next_delay()
                 log.warning("mail.folder_failed", mailbox=settings.name, folder=self.folder,
                             error=f"{type(exc).__name__}: {exc}", retry_seconds=round(delay, 1))
             finally:
-                await imap.close()
+                self.connected = False
+                await imap.close()  # LOGOUT, on shutdown too
             await asyncio.sleep(delay)
 
     async def _wait(self, imap: ImapSession) -> None:

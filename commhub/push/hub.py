@@ -9,12 +9,14 @@ import itertools
 from collections.abc import Awaitable, Callable, Iterable
 
 from commhub.log import get_logger
-from commhub.push.dispatch import Message
+from commhub.push.message import Message
 
 log = get_logger("commhub.push")
 # WebSocket close code 1013 "Try Again Later" (RFC 6455 registry): the client should reconnect and resume.
 TOO_SLOW = 1013
-GOING_AWAY = 1001
+# 1012 "Service Restart": this node is going away; the client reconnects (through the load balancer, to
+# another node) and resumes.
+SERVICE_RESTART = 1012
 _session_ids = itertools.count(1)
 
 
@@ -22,11 +24,13 @@ class AgentSession:
     """One connected client of one agent."""
 
     def __init__(self, agent_id: int, send: Callable[[str], Awaitable[None]],
-                 close: Callable[[int, str], Awaitable[object]], queue_size: int) -> None:
+                 close: Callable[[int, str], Awaitable[object]], queue_size: int,
+                 sent: Callable[[Message], None] = lambda message: None) -> None:
         self.id = next(_session_ids)
         self.agent_id = agent_id
         self._send = send
         self._close = close
+        self._sent = sent
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
         self.send_lock = asyncio.Lock()  # the writer and a replay take turns
         self.last_sent = 0
@@ -62,6 +66,7 @@ class AgentSession:
                     continue  # already replayed
                 await self._send(message.text)
                 self.last_sent = message.seq
+            self._sent(message)
 
     async def close(self, code: int, reason: str) -> None:
         await self._close(code, reason)
@@ -72,9 +77,14 @@ class AgentSession:
 
 
 class Hub:
-    def __init__(self) -> None:
+    """Shared (PostgreSQL): messages committed by any node, this one included, arrive through the push
+    bus (`hand_out`), in commit order; what a local commit staged needs no `deliver` then."""
+
+    def __init__(self, *, shared: bool = False) -> None:
         self._sessions: dict[int, set[AgentSession]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self.shared = shared
+        self.sent: Callable[[Message], None] = lambda message: None  # each message written to a socket
 
     def register(self, session: AgentSession) -> None:
         self._sessions.setdefault(session.agent_id, set()).add(session)
@@ -92,13 +102,21 @@ class Hub:
     def sessions(self) -> int:
         return sum(len(group) for group in self._sessions.values())
 
-    async def close_all(self) -> None:
-        """At shutdown: tell every client to come back (1001 "going away") rather than cut it off."""
+    def agents(self) -> int:
+        return len(self._sessions)
+
+    async def close_all(self, code: int = SERVICE_RESTART,
+                        reason: str = "server restarting: reconnect and resume") -> None:
+        """Tell every client to come back and resume, rather than cut it off (shutdown, a lost bus)."""
         sessions = [session for group in self._sessions.values() for session in group]
-        await asyncio.gather(*(session.close(GOING_AWAY, "server shutting down") for session in sessions),
-                             return_exceptions=True)
+        await asyncio.gather(*(session.close(code, reason) for session in sessions), return_exceptions=True)
 
     def deliver(self, messages: Iterable[Message]) -> None:
+        """After this node's commit: hand the messages out, unless the bus brings them (shared)."""
+        if not self.shared:
+            self.hand_out(messages)
+
+    def hand_out(self, messages: Iterable[Message]) -> None:
         """Hand committed messages to every session of their agent; never waits for a client."""
         for message in messages:
             for session in tuple(self._sessions.get(message.agent_id, ())):

@@ -23,7 +23,10 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from commhub.log import get_logger
 
 from commhub.store.call_sql import CallSql
 from commhub.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_path, sqlite_pragmas
@@ -40,6 +43,9 @@ Work = Callable[[CallSql], T]
 # command_timeout (60 s), one after the other behind the lock, while the phone system has long given up.
 # Given up, the webhook answers 503 with Retry-After and the phone system sends the event again.
 POSTGRES_DEADLINE_S = 5.0
+DEADLOCK = "40P01"
+DEADLOCK_ATTEMPTS = 3
+log = get_logger("commhub.calls")
 
 
 def _sqlite_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -78,8 +84,7 @@ class CallDatabase:
         async with self.deadline(), self.lock:
             try:
                 if self._loop_connection is None:
-                    async with self._sessions() as session, session.begin():
-                        return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
+                    return await self._postgres(work)
                 try:
                     return _transaction(self._loop_connection, work, immediate_fail=True)
                 except _Busy:
@@ -89,6 +94,19 @@ class CallDatabase:
                 if on_error is not None:
                     on_error()
                 raise
+
+    async def _postgres(self, work: Work[T]) -> T:
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                async with self._sessions() as session, session.begin():
+                    return await session.run_sync(lambda sync: work(CallSql(SessionDb(sync))))
+            except DBAPIError as exc:
+                # Two nodes' transactions each waiting for a lock the other holds (an agent's
+                # sequence, a call): PostgreSQL ends one of them, which simply runs again.
+                if getattr(exc.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                log.info("calls.deadlock_retried", attempt=attempt)
+        raise AssertionError("unreachable")
 
     def _waiting(self, work: Work[T]) -> T:
         if self._waiting_connection is None:

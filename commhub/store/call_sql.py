@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from commhub.store.locks import AGENT_SEQ_LOCKS
 from commhub.store.sql_db import SqlDb, expand, read_json, write_json
 
 CALL_COLUMNS = ("id", "source", "provider_call_id", "direction", "state", "caller_raw", "caller_e164",
@@ -84,8 +85,11 @@ class CallSql:
         return CallRow(**values)
 
     def find_call(self, source: str, provider_call_id: str) -> CallRow | None:
+        """The call, locked until the transaction ends where several nodes write: two events of one
+        call reaching two nodes at once are then applied one after the other, not one over the other."""
+        lock = " FOR UPDATE" if self.db.row_locks else ""
         rows = self.db.rows(f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE source = :source "
-                            "AND provider_call_id = :pid", {"source": source, "pid": provider_call_id})
+                            f"AND provider_call_id = :pid{lock}", {"source": source, "pid": provider_call_id})
         return self._call(rows[0]) if rows else None
 
     def list_calls(self, *, state: str | None, direction: str | None, before: int | None,
@@ -272,6 +276,34 @@ class CallSql:
     def last_seq(self, agent_id: int) -> int:
         rows = self.db.rows("SELECT MAX(seq) FROM agent_messages WHERE agent_id = :agent", {"agent": agent_id})
         return rows[0][0] or 0
+
+    def lock_agent_seqs(self, agent_ids: list[int]) -> None:
+        """PostgreSQL: hold each agent's sequence until the transaction ends (advisory transaction
+        locks, taken in id order so two transactions never wait for each other in a circle)."""
+        self.db.rows("SELECT count(pg_advisory_xact_lock(:space, agent)) FROM "
+                     "(SELECT unnest(CAST(:agents AS integer[])) AS agent ORDER BY 1) AS ordered",
+                     {"space": AGENT_SEQ_LOCKS, "agents": sorted(agent_ids)})
+
+    def last_seqs(self, agent_ids: list[int]) -> dict[int, int]:
+        params: dict[str, Any] = {}
+        rows = self.db.rows(expand("SELECT agent_id, MAX(seq) FROM agent_messages WHERE agent_id IN :agents "
+                                   "GROUP BY agent_id", "agents", agent_ids, params), params)
+        found = {agent_id: seq for agent_id, seq in rows}
+        return {agent_id: found.get(agent_id, 0) for agent_id in agent_ids}
+
+    def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL: delivered to every listening node when (and only if) the transaction commits."""
+        self.db.rows("SELECT pg_notify(:channel, :payload)", {"channel": channel, "payload": payload})
+
+    def messages_at(self, keys: list[tuple[int, int]]) -> list[tuple[int, int, str, Any, Any]]:
+        """Stored messages by (agent, seq): agent_id, seq, type, payload, created_at."""
+        if not keys:
+            return []
+        where = " OR ".join(f"(agent_id = :a{i} AND seq = :s{i})" for i in range(len(keys)))
+        params = {**{f"a{i}": a for i, (a, _) in enumerate(keys)}, **{f"s{i}": s for i, (_, s) in enumerate(keys)}}
+        rows = self.db.rows(f"SELECT agent_id, seq, type, payload, created_at FROM agent_messages WHERE {where}",
+                            params)
+        return [(a, s, t, read_json(p), self.db.read_time(c)) for a, s, t, p, c in rows]
 
     def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         self.db.many("INSERT INTO agent_messages (agent_id, seq, type, payload, created_at) "

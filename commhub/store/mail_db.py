@@ -47,6 +47,16 @@ class MailDatabase:
                     return await session.run_sync(lambda sync: work(MailSql(SessionDb(sync))))
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite, work)
 
+    async def run_to_end(self, work: Callable[[MailSql], T]) -> T:
+        """`run`, but a cancel (shutdown, a lost lease) waits for the transaction to end first, so
+        what was downloaded is committed with its checkpoint rather than fetched again elsewhere."""
+        transaction = asyncio.ensure_future(self.run(work))
+        try:
+            return await asyncio.shield(transaction)
+        except asyncio.CancelledError:
+            await asyncio.gather(transaction, return_exceptions=True)
+            raise
+
     def _sqlite(self, work: Callable[[MailSql], T]) -> T:
         if self._connection is None:
             assert self._path is not None

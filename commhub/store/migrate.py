@@ -8,8 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commhub.store.locks import MIGRATION_LOCK
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -26,7 +29,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(alembic_config(connection), revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Nodes starting together: one migrates, the others wait here and then find nothing to do
+            # (the lock ends with the transaction, and PostgreSQL's DDL is part of it).
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                                     dict(zip(("space", "key"), MIGRATION_LOCK, strict=True)))
         await connection.run_sync(run)
+
+
+def schema_heads() -> frozenset[str]:
+    """The revisions a current schema has applied."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 async def pending_revisions(engine: AsyncEngine) -> list[str]:

@@ -25,6 +25,10 @@ T = TypeVar("T")
 
 
 class SqlDb(Protocol):
+    # PostgreSQL: other nodes write at the same time, so a row read to be changed is locked (FOR UPDATE).
+    # SQLite has one writer at a time anyway (and no FOR UPDATE).
+    row_locks: bool
+
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]: ...
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
     def many(self, sql: str, params: list[dict[str, Any]]) -> None: ...
@@ -48,6 +52,8 @@ def expand(sql: str, name: str, values: Sequence[Any], params: dict[str, Any]) -
 
 
 class SqliteDb:
+    row_locks = False
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
@@ -87,6 +93,7 @@ class SessionDb:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._sqlite = session.get_bind().dialect.name == "sqlite"
+        self.row_locks = not self._sqlite
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         return self.session.execute(text(sql), params or {}).all()

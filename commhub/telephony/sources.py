@@ -65,5 +65,8 @@ class Sources:
             raise NotFound(f"no source named {name!r} is configured")
         return source
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
     def names(self) -> list[str]:
         return sorted(self._by_name)

@@ -51,6 +51,10 @@ PAGING = {"limit": "page size (1–200, default 50)", "before": "cursor: the `ne
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", health.healthz, "Liveness: the process runs and the database answers", public=True),
+    Route("GET", "/readyz", health.readyz, "Readiness: database reachable, schema current, push bus and mail "
+          "duties working, not shutting down (503 with the reasons otherwise)", public=True),
+    Route("GET", "/metrics", health.metrics, "Prometheus metrics of this node (no personal data)", public=True,
+          produces="text/plain"),
     Route("GET", "/api/openapi.json", openapi.document, "This OpenAPI document", public=True),
     Route("GET", "/", console.index, "The browser agent console (HTML; signs in via /api/session)", public=True,
           produces="text/html"),

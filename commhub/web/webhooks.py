@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from commhub.errors import CommhubError
-from commhub.keys import CALL_DESK, REPLAY_GUARD, SETTINGS, SOURCES
+from commhub.keys import CALL_DESK, METRICS, REPLAY_GUARD, SETTINGS, SOURCES
 from commhub.log import get_logger
+from commhub.store.outage import is_database_outage
 from commhub.web.access import WEBHOOK, count_failure, refuse_blocked
 from commhub.telephony.contract import IgnoredEvent, RawRequest, Reply
 from commhub.web.bodies import CLIENT_GONE, body_cut_off
@@ -53,7 +54,29 @@ def raw_request(request: web.Request, body: bytes) -> RawRequest:
                       query=dict(request.query), body=body, received_at=datetime.now(UTC))
 
 
+# Results in /metrics' commhub_webhooks_total, by the status a refusal carries.
+RESULTS = {400: "invalid", 401: "refused", 403: "refused", 404: "unknown_source", 413: "invalid",
+           429: "blocked", 503: "unavailable"}
+
+
 async def receive_hook(request: web.Request) -> web.Response:
+    name = request.match_info["source"]
+    label = name if name in request.app[SOURCES] else "(unknown)"  # no new label for every name sent
+    result = "error"
+    try:
+        response, result = await _receive(request)
+        return response
+    except CommhubError as refused:
+        result = RESULTS.get(refused.status, "error")
+        raise
+    except Exception as exc:
+        result = "unavailable" if isinstance(exc, TimeoutError) or is_database_outage(exc) else "error"
+        raise
+    finally:
+        request.app[METRICS].webhooks.labels(label, result).inc()
+
+
+async def _receive(request: web.Request) -> tuple[web.Response, str]:
     source = request.app[SOURCES].get(request.match_info["source"])
     refuse_blocked(request, WEBHOOK)
     raw = raw_request(request, await read_limited(request))
@@ -71,12 +94,12 @@ async def receive_hook(request: web.Request) -> web.Response:
         events = source.spec.parse(raw, context)
     except IgnoredEvent as ignored:
         log.info("hook.ignored", source=source.name, reason=ignored.reason)
-        return reply_response(ignored.reply or Reply(""))
+        return reply_response(ignored.reply or Reply("")), "ignored"
     received = await request.app[CALL_DESK].receive(source.name, source.options, events, raw.received_at)
     reply = source.spec.reply(raw, events, context)
     response = reply_response(reply)
     response.headers["X-Commhub-Calls"] = ",".join(str(item.call_id) for item in received)
-    return response
+    return response, "duplicate" if received and all(item.duplicate for item in received) else "stored"
 
 
 def reply_response(reply: Reply) -> web.Response:

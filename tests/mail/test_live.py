@@ -73,10 +73,11 @@ async def test_after_a_dovecot_restart_it_reconnects_and_files_what_arrived_mean
         await asyncio.to_thread(dovecot.append, "INBOX", mail(2))
         await asyncio.to_thread(dovecot.append, "INBOX", mail(3))
         await eventually(lambda: _count_is(db, 3), 20)
+        assert archiver.connected and archiver.connects == 2
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert archiver.connected
+    assert not archiver.connected  # stopped: logged out
 
 
 async def test_idle_is_renewed_on_the_same_connection(dovecot: Dovecot, db: Database, mail_db: MailDatabase) -> None:
