@@ -57,9 +57,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         async with asyncio.timeout(SEND_TIMEOUT_S):
             await ws.send_str(text)
 
-    session = AgentSession(agent.id, send, lambda code, reason: ws.close(code=code, message=reason.encode()),
-                           settings.queue_size)
     hub = request.app[HUB]
+    session = AgentSession(agent.id, send, lambda code, reason: ws.close(code=code, message=reason.encode()),
+                           settings.queue_size, sent=hub.sent)
     hub.register(session)  # from here on every new message is queued for this session
     writer: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from support.phone import SECRET, AgentClient, Phone
 
@@ -25,6 +26,7 @@ class Office:
     http: aiohttp.ClientSession
     tokens: dict[str, str]
     settings: Settings
+    app: web.Application
 
     async def agent(self, name: str, *, after: int | None = None) -> AgentClient:
         return await AgentClient.connect(self.base, self.tokens[name], after=after)
@@ -60,7 +62,7 @@ async def open_office(settings: Settings) -> AsyncIterator[Office]:
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
     async with aiohttp.ClientSession() as http:
-        yield Office(base, Phone(base, http), http, tokens, settings)
+        yield Office(base, Phone(base, http), http, tokens, settings, server.app)
     await server.close()
 
 
