@@ -26,6 +26,8 @@ log = get_logger(__name__)
 FIRST_RETRY_SECONDS = 30
 LONGEST_RETRY_SECONDS = 3600
 IDLE_CHECK_SECONDS = 30
+# An attempt is a SMTP delivery and an IMAP APPEND to Sent, each within its own timeout, plus margin.
+ATTEMPT_WINDOW_TIMEOUTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +59,13 @@ class Outbox:
         now = datetime.now(UTC)
         outgoing = Outgoing(message_id, raw, parsed, "queued", agent_id, contact_ids or [], organization_ids or [])
 
+        # Sent right here: the outbox loop (on any node) leaves the row alone while this attempt may
+        # still run, so the message never goes out twice; if this node dies meanwhile, the loop sends it.
+        first_attempt = now + timedelta(seconds=ATTEMPT_WINDOW_TIMEOUTS * self.smtp.timeout_seconds) if send_now else now
+
         def file(sql):  # type: ignore[no-untyped-def]
             email_id = sql.file_outgoing(outgoing, self.own, now)
-            return email_id, sql.queue(email_id, raw, sender, recipients, now)
+            return email_id, sql.queue(email_id, raw, sender, recipients, now, first_attempt)
         email_id, outbox_id = await self.database.run(file)
         if not send_now:
             self.wake.set()

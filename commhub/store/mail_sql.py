@@ -269,12 +269,13 @@ class MailSql:
 
     # --- the outbox ------------------------------------------------------------------------------
 
-    def queue(self, email_id: int, raw: bytes, mail_from: str, recipients: list[str], now: datetime) -> int:
+    def queue(self, email_id: int, raw: bytes, mail_from: str, recipients: list[str], now: datetime,
+              first_attempt_at: datetime | None = None) -> int:
         return self.db.rows(
             "INSERT INTO mail_outbox (email_id, raw, mail_from, recipients, status, attempts, next_attempt_at, "
-            "appended, created_at) VALUES (:e, :raw, :sender, :rcpt, 'queued', 0, :now, :no, :now) RETURNING id",
+            "appended, created_at) VALUES (:e, :raw, :sender, :rcpt, 'queued', 0, :first, :no, :now) RETURNING id",
             {"e": email_id, "raw": raw, "sender": mail_from, "rcpt": write_json(recipients), "now": self.db.time(now),
-             "no": False})[0][0]
+             "first": self.db.time(first_attempt_at or now), "no": False})[0][0]
 
     def outbox_due(self, now: datetime, limit: int = 20) -> list[OutboxRow]:
         """Queued messages whose next attempt is due, and sent ones not yet copied to the Sent folder."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from collections.abc import AsyncIterator, Callable
 from email import policy
@@ -89,6 +90,21 @@ async def test_when_the_smtp_server_is_down_the_message_is_queued_and_sent_later
         assert (await session.get(Email, queued.email_id)).status == "sent"  # type: ignore[union-attr]
         assert await session.scalar(select(func.count()).select_from(HistoryEntry)) == 1
     assert await outbox.deliver_due() == 0  # nothing sent twice
+
+
+async def test_a_message_being_sent_is_not_sent_again_by_the_outbox_of_another_node(
+        db: Database, mail_db: MailDatabase, settings: Settings, smtp_server_factory: SmtpServerFactory) -> None:
+    server = smtp_server_factory()
+    server.data_delay = 1.0
+    configured = with_smtp(settings, server.port, timeout_seconds=5)
+    here, elsewhere = Outbox(configured, mail_db), Outbox(configured, mail_db)
+
+    sending = asyncio.create_task(here.submit(DRAFT))
+    await asyncio.sleep(0.5)  # the attempt is waiting for the server's answer to DATA
+    assert await elsewhere.deliver_due() == 0
+    assert (await sending).status == "sent"
+    assert await elsewhere.deliver_due() == 0
+    assert len(server.messages) == 1
 
 
 @pytest.mark.parametrize("tls", ["starttls", "ssl"])

@@ -14,6 +14,8 @@ connection, and any warning fails a test here.
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import json
 import socket
@@ -53,6 +55,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        await asyncio.sleep(self.owner.data_delay)  # a slow server: an attempt that takes its time
         if self.owner.data_reply is not None:
             return self.owner.data_reply
         login = session.login_data
@@ -90,6 +93,7 @@ class SmtpServer:
         self.auth_require_tls = auth_require_tls
         self.messages: list[ReceivedMessage] = []
         self.data_reply: str | None = None  # e.g. "451 4.3.0 Try again later" to refuse DATA
+        self.data_delay = 0.0  # seconds before DATA is answered
         self.ca_file = make_localhost_cert(cert_dir).cert
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(self.ca_file, cert_dir / "localhost.key")
