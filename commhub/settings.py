@@ -47,6 +47,9 @@ class ServerSettings(Section):
     tls_key: str | None = None
     # SIGTERM: how long requests already being answered may take before the process exits anyway.
     shutdown_seconds: float = Field(10, ge=0, le=300)
+    # Set: /metrics answers only `Authorization: Bearer <metrics_token>` (it holds no personal data,
+    # but names sources and mailboxes and shows the traffic).
+    metrics_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Self:

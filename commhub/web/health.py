@@ -9,6 +9,7 @@ shown but does not fail it: every node would fail alike, and the calls still wor
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from commhub import __version__
-from commhub.keys import BUS, DRAINING, ENGINE, MAIL_SERVICE, METRICS, NODE, SCHEMA_HEADS
+from commhub.errors import Unauthorized
+from commhub.keys import BUS, DRAINING, ENGINE, MAIL_SERVICE, METRICS, NODE, SCHEMA_HEADS, SETTINGS
+from commhub.web.access import LOGIN, count_failure, refuse_blocked
 
 HEALTH_QUERY_TIMEOUT_S = 2.0
 OUTBOX_QUEUED = text("SELECT count(*) FROM mail_outbox WHERE status = 'queued'")
@@ -65,6 +68,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     app = request.app
+    _check_metrics_token(request)
     registry = app[METRICS]
     try:
         async with asyncio.timeout(HEALTH_QUERY_TIMEOUT_S):
@@ -77,3 +81,14 @@ async def metrics(request: web.Request) -> web.Response:
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
     return response
+
+
+def _check_metrics_token(request: web.Request) -> None:
+    expected = request.app[SETTINGS].server.metrics_token
+    if expected is None:
+        return
+    refuse_blocked(request, LOGIN)
+    sent = request.headers.get("Authorization", "").removeprefix("Bearer ").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(sent, expected.get_secret_value().encode()):
+        count_failure(request, LOGIN)
+        raise Unauthorized("send the metrics token: Authorization: Bearer <[server] metrics_token>")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy import text
 from support.phone import AgentClient, Phone
 
@@ -88,3 +89,19 @@ async def test_metrics_hold_no_personal_data(office: Office) -> None:
         body = await response.text()
     for personal in ("1234567", "Brandt", "anna", "@"):
         assert personal not in body
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_metrics_token_closes_metrics_and_nothing_else(database_url: str) -> None:
+    settings = office_settings(database_url)
+    settings = settings.model_copy(update={"server": settings.server.model_copy(
+        update={"metrics_token": SecretStr("scrape-secret-1")})})
+    async for office in open_office(settings):
+        for headers, status in (({}, 401), ({"Authorization": "Bearer wrong"}, 401),
+                                ({"Authorization": "Bearer scrape-secret-1"}, 200)):
+            async with office.http.get(office.base + "/metrics", headers=headers) as response:
+                assert response.status == status
+                if status == 401:
+                    assert (await response.json())["error"]["code"]
+        async with office.http.get(office.base + "/readyz") as response:
+            assert response.status == 200

@@ -48,9 +48,10 @@ FOREIGN_ORIGIN = "https://evil.example"
 
 # Public by design: they hold no data (health, the API description, the console's static files) or
 # are the sign-in and sign-out themselves.
+# The probes and /metrics hold no personal data (tests/operations); `[server] metrics_token` closes /metrics.
 OPEN_BY_DESIGN = frozenset({
-    ("GET", "/healthz"), ("GET", "/api/openapi.json"), ("GET", "/"), ("GET", "/console/{name}"),
-    ("POST", "/api/session"), ("DELETE", "/api/session"),
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/api/openapi.json"), ("GET", "/"),
+    ("GET", "/console/{name}"), ("POST", "/api/session"), ("DELETE", "/api/session"),
 })
 # Marked public because they check credentials of their own (source secret or signature; agent token).
 OWN_AUTH = frozenset({
