@@ -33,6 +33,7 @@ from commhub.keys import (
     METRICS,
     NODE,
     SCHEMA_HEADS,
+    IN_FLIGHT,
 )
 from commhub.audit import DAEMON
 from commhub.gdpr.retention import run_retention
@@ -57,6 +58,7 @@ from commhub.telephony.ingest import CallDesk
 from commhub.telephony.replay import MemoryReplayGuard
 from commhub.telephony.sources import Sources
 from commhub.web.rate_limit import FailureLimiter
+from commhub.web.draining import begin as begin_drain, count_in_flight
 from commhub.web.middlewares import json_errors, require_agent, security_headers
 from commhub.web.route_policy import route_policy
 from commhub.web.routes import add_routes
@@ -73,7 +75,8 @@ RETENTION_INTERVAL_S = 24 * 3600
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers, json_errors, require_agent, route_policy], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[count_in_flight, security_headers, json_errors, require_agent, route_policy],
+                          client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[SOURCES] = Sources.from_settings(settings)  # a bad [[sources]] entry stops the start, not a call
     app[REPLAY_GUARD] = MemoryReplayGuard()
@@ -89,6 +92,7 @@ def build_app(settings: Settings) -> web.Application:
     app[METRICS].watch_hub(app[HUB])
     app[SCHEMA_HEADS] = schema_heads()
     app[DRAINING] = asyncio.Event()
+    app[IN_FLIGHT] = [0]
     app.cleanup_ctx.append(lifetime)
     app.cleanup_ctx.append(database)
     if shared:
@@ -240,12 +244,9 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 
 async def drain(app: web.Application) -> None:
-    """SIGTERM (aiohttp has stopped listening by now): say so in /readyz, send the agents elsewhere.
-    Requests in flight are then answered (up to `[server] shutdown_seconds`) before the cleanup ends
-    the mail duties (their commits finish, IMAP logs out) and closes the database."""
-    app[DRAINING].set()
-    log.info("shutdown.started", node=app[NODE], sockets=app[HUB].sessions())
-    await app[HUB].close_all()
+    """aiohttp's shutdown: after `commhub serve`'s own drain (web/draining.py) nothing is left to do;
+    an application stopped otherwise (tests) is told to drain here."""
+    await begin_drain(app)
 
 
 def caller_index(url: str, engine: AsyncEngine) -> CallerIndex:

@@ -40,6 +40,7 @@ METRICS = web.AppKey("metrics", Metrics)
 BUS = web.AppKey("bus", PushBus)  # PostgreSQL only
 SCHEMA_HEADS = web.AppKey("schema_heads", frozenset)  # the migrations this code expects applied
 DRAINING = web.AppKey("draining", asyncio.Event)  # set once shutdown began
+IN_FLIGHT = web.AppKey("in_flight", list)  # [requests being answered], for the drain
 
 # Set on every authenticated /api request by the auth middleware.
 AGENT = web.RequestKey("agent", Agent)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import secrets
+import signal
 import ssl
 
 from aiohttp import web
@@ -14,6 +16,7 @@ from commhub.demo.load import demo_token, load_demo
 from commhub.errors import ConfigError
 from commhub.log import get_logger
 from commhub.settings import Settings, SourceSettings
+from commhub.web.draining import drain
 
 log = get_logger("commhub.serve")
 
@@ -72,14 +75,29 @@ def print_welcome(settings: Settings, token: str | None) -> None:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncio
-
     token = None
     if args.demo:
         settings = with_demo_source(settings)
         token = asyncio.run(prepare_demo(settings))
     context = tls_context(settings)  # a bad certificate stops the start, before anything listens
     print_welcome(settings, token)
-    web.run_app(build_app(settings), host=settings.server.host, port=settings.server.port, print=None,
-                access_log=None, ssl_context=context, shutdown_timeout=settings.server.shutdown_seconds)
+    asyncio.run(run_node(build_app(settings), settings, context))
     return 0
+
+
+async def run_node(app: web.Application, settings: Settings, context: ssl.SSLContext | None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain (web/draining.py) and clean up."""
+    server = settings.server
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=server.shutdown_seconds)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, server.host, server.port, ssl_context=context)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stop.set)
+        await stop.wait()
+        await drain(app, site.stop, server.shutdown_seconds)
+    finally:
+        await runner.cleanup()

@@ -238,14 +238,12 @@ class FolderArchiver:
                 await imap.open()
                 self.connects += 1
                 self.connected, self.last_error = True, None
-                await self.sync(imap)
-                self.behind_since = None
+                await self._catch_up(imap)
                 backoff.reset()
                 while True:
                     await self._wait(imap)
                     self.behind_since = self.behind_since or time.time()
-                    await self.sync(imap)
-                    self.behind_since = None
+                    await self._catch_up(imap)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one broken mailbox never stops the others
@@ -258,6 +256,13 @@ class FolderArchiver:
                 self.connected = False
                 await imap.close()  # LOGOUT, on shutdown too
             await asyncio.sleep(delay)
+
+    async def _catch_up(self, imap: ImapSession) -> None:
+        """Sync until a sync finds nothing new: what arrived while one was fetching was announced then,
+        not during the IDLE that follows, and would wait for the server's next notice (minutes)."""
+        while (await self.sync(imap)).fetched:
+            pass
+        self.behind_since = None
 
     async def _wait(self, imap: ImapSession) -> None:
         if self.settings.mode == "idle" and "IDLE" in imap.capabilities:

@@ -167,6 +167,7 @@ class ImapSession:
         self.timeout = settings.timeout_seconds
         self.folder: str | None = None
         self._client: _Client | None = None
+        self._idle: asyncio.Future[Any] | None = None  # the IDLE command while it runs
 
     @property
     def capabilities(self) -> set[str]:
@@ -220,6 +221,10 @@ class ImapSession:
         client, self._client = self._client, None
         try:
             if not self.lost.is_set():
+                if self._idle is not None and not self._idle.done():
+                    # Stopped while idling (shutdown, a lost lease): a server takes no LOGOUT before DONE.
+                    client.idle_done()
+                    await asyncio.wait_for(asyncio.shield(self._idle), min(self.timeout, 5))
                 await asyncio.wait_for(client.logout(), min(self.timeout, 5))
         except (lib.AioImapException, OSError, TimeoutError, asyncio.TimeoutError):
             pass  # the connection is going away anyway
@@ -334,6 +339,7 @@ class ImapSession:
         """
         client = self.client
         idle = await asyncio.wait_for(client.idle_start(timeout=seconds + 60), self.timeout)
+        self._idle = idle
         push = asyncio.ensure_future(client.wait_server_push(timeout=seconds))
         lost = asyncio.ensure_future(self.lost.wait())
         try:

@@ -174,3 +174,42 @@ async def _true(value: bool) -> bool:
 
 async def _count_is(db: Database, expected: int) -> bool:
     return await emails(db) == expected
+
+
+async def test_mail_that_arrives_while_a_sync_is_storing_is_filed_without_waiting_for_the_next_notice(
+        dovecot: Dovecot, db: Database, mail_db: MailDatabase) -> None:
+    """The server announces such mail during the sync's FETCH, not in the IDLE that follows."""
+    dovecot.append("INBOX", mail(1))
+
+    class DeliveredMeanwhile(FolderArchiver):
+        delivered = False
+
+        async def _extra_sessions(self, batch_count: int):  # type: ignore[no-untyped-def]
+            # After the sync listed the new UIDs, before it fetches them on this connection.
+            if not self.delivered:
+                self.delivered = True
+                await asyncio.to_thread(dovecot.append, "INBOX", mail(2))
+            return await super()._extra_sessions(batch_count)
+
+    archiver = DeliveredMeanwhile(mailbox(dovecot), "INBOX", mail_db, OWN)
+    task = asyncio.create_task(archiver.run_forever())
+    try:
+        # Without a second look it waited for Dovecot's next notice: 5 s here, minutes in the wild.
+        await eventually(lambda: _count_is(db, 2), 3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_archiver_stopped_while_idling_logs_out_at_once(
+        dovecot: Dovecot, db: Database, mail_db: MailDatabase) -> None:
+    archiver = FolderArchiver(mailbox(dovecot), "INBOX", mail_db, OWN)
+    task = asyncio.create_task(archiver.run_forever())
+    await eventually(lambda: _true(archiver.last_sync is not None), 10)
+    await asyncio.sleep(0.3)  # IDLE is running
+    started = time.perf_counter()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert time.perf_counter() - started < 2  # DONE, then LOGOUT: no wait for a timeout
+    await eventually(lambda: _true("Logged out" in dovecot.log_file.read_text(errors="replace")), 5)
+    assert "IDLE running" not in dovecot.log_file.read_text(errors="replace")
