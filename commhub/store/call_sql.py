@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from commhub.store.locks import AGENT_SEQ_LOCKS
+from commhub.store.locks import AGENT_SEQ_LOCKS, CALLBACK_LOCKS
 from commhub.store.sql_db import SqlDb, expand, read_json, write_json
 
 CALL_COLUMNS = ("id", "source", "provider_call_id", "direction", "state", "caller_raw", "caller_e164",
@@ -248,6 +248,11 @@ class CallSql:
         return self._task(rows[0]) if rows else None
 
     def open_callback(self, phone: str) -> TaskRow | None:
+        """The open callback task for a number. Where several nodes write, the number stays locked until
+        the transaction ends: two missed calls from it on two nodes then share one task, not make two."""
+        if self.db.row_locks:
+            self.db.rows("SELECT pg_advisory_xact_lock(:space, hashtext(:phone))",
+                         {"space": CALLBACK_LOCKS, "phone": phone})
         rows = self.db.rows(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE kind = 'callback' "
                             "AND status = 'open' AND phone_e164 = :phone ORDER BY id LIMIT 1", {"phone": phone})
         return self._task(rows[0]) if rows else None

@@ -10,6 +10,7 @@ import hashlib
 
 AGENT_SEQ_LOCKS = 7101  # key: agent id. Held by a transaction while it numbers that agent's messages.
 MAILBOX_LOCKS = 7102  # key: mailbox_key(name). Held by the node archiving that mailbox.
+CALLBACK_LOCKS = 7105  # key: hashtext(number). Held while a missed call finds or opens its callback task.
 MIGRATION_LOCK = (7103, 0)  # held while one node applies migrations; the others wait, then find none to do
 
 

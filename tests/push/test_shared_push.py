@@ -130,3 +130,23 @@ async def test_a_message_too_large_for_a_notification_comes_from_the_backlog(
     message = await anna.next_of("history.added")
     assert message["entry"]["body"] == text and message["seq"] == anna.hello["seq"] + 1
     await anna.close()
+
+
+async def test_missed_calls_from_one_number_on_two_nodes_at_once_share_one_callback_task(
+        two_nodes: tuple[Node, Node, dict[str, str]]) -> None:
+    a, b, tokens = two_nodes
+    numbers = [f"+49 171 55500{index:02d}" for index in range(30)]
+    async with aiohttp.ClientSession() as http:
+        phones = (Phone(a.base, http), Phone(b.base, http))
+
+        async def missed(node: int, number: str, call_id: str) -> None:
+            await phones[node].ring(call_id, number, "10")
+            await phones[node].hang_up(call_id, "missed")
+
+        await asyncio.gather(*(missed(node, number, f"cb-{index}-{node}")
+                               for index, number in enumerate(numbers) for node in (0, 1)))
+        async with http.get(a.base + "/api/tasks", headers={"Authorization": f"Bearer {tokens['anna']}"}) as response:
+            tasks = (await response.json())["items"]
+    callbacks = [task for task in tasks if task["kind"] == "callback" and task["phone"].startswith("+4917155500")]
+    assert len(callbacks) == len(numbers)
+    assert sorted(len(task["call_ids"]) for task in callbacks) == [2] * len(numbers)
