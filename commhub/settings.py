@@ -214,7 +214,8 @@ class PushSettings(Section):
     backlog_messages: int = Field(500, ge=10, le=100_000)
     queue_size: int = Field(256, ge=8, le=100_000)
     heartbeat_seconds: float = Field(30, ge=1, le=600)
-    # How often an open socket checks that its token is still valid (revoked, expired, agent deactivated).
+    # How often (at most; each check comes after a random half to all of it) an open socket checks that its
+    # token is still valid (revoked, expired, agent deactivated).
     credential_check_seconds: float = Field(30, ge=0.1, le=3600)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,7 +101,10 @@ async def _watch_token(request: web.Request, token: str, session: AgentSession, 
     """Close the socket once its token is revoked or expired (from this node, another, or the CLI):
     a revoked token must not keep receiving pops on a connection it opened before."""
     while True:
-        await asyncio.sleep(every_s)
+        # Between half and all of the interval: sockets that connected together (every console after a
+        # restart) would otherwise check together, a burst that took the pool's every connection and
+        # held pops up for a second or more every interval (bench/cluster.py).
+        await asyncio.sleep(random.uniform(every_s / 2, every_s))
         try:
             async with request.app[SESSIONS]() as db:
                 still = await authenticate(db, token)
