@@ -161,13 +161,13 @@ async def mail(app: web.Application) -> AsyncIterator[None]:
     """The mailboxes' archivers and the outbox, each a task of its own."""
     settings = app[SETTINGS]
     app[MAIL_DATABASE] = MailDatabase(settings.database.url, app[SESSIONS])
-    leases = None
-    if app[HUB].shared:
-        def leases(duties: list[Duty]) -> LeaseKeeper:
-            return LeaseKeeper(asyncpg_dsn(settings.database.url), duties, node=app[NODE],
-                               check_s=settings.cluster.lease_check_seconds,
-                               timeout_s=settings.cluster.lease_timeout_seconds)
-    app[MAIL_SERVICE] = MailService(settings, app[MAIL_DATABASE], leases=leases)
+    def keeper(duties: list[Duty]) -> LeaseKeeper:
+        return LeaseKeeper(asyncpg_dsn(settings.database.url), duties, node=app[NODE],
+                           check_s=settings.cluster.lease_check_seconds,
+                           timeout_s=settings.cluster.lease_timeout_seconds)
+
+    # Shared: each mailbox and the outbox go to one node at a time (leases.py); alone, this node runs them all.
+    app[MAIL_SERVICE] = MailService(settings, app[MAIL_DATABASE], leases=keeper if app[HUB].shared else None)
     app[METRICS].watch_mail(app[MAIL_SERVICE])
     app[MAIL_SERVICE].start()
     try:

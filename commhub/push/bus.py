@@ -107,11 +107,15 @@ class PushBus:
                 items = decode_notice(payload)
                 self.received += len(items)
                 ready: list[Message] = []
+                stored: list[tuple[int, int]] = []  # consecutive references: one query for them
                 for item in items:
                     if isinstance(item, Message):
+                        ready.extend(await self._stored(stored))
+                        stored = []
                         ready.append(item)
                     else:
-                        ready.extend(await self._stored([item]))
+                        stored.append(item)
+                ready.extend(await self._stored(stored))
                 self._hub.hand_out(ready)
             except asyncio.CancelledError:
                 raise
@@ -121,6 +125,8 @@ class PushBus:
                 await self._hub.close_all(TOO_SLOW, "missed messages: reconnect and resume")
 
     async def _stored(self, keys: list[tuple[int, int]]) -> list[Message]:
+        if not keys:
+            return []
         rows = await self._read_stored(keys)
         return [Message(agent_id, seq, type_, encode(type_, seq, created_at, payload), created_at.timestamp())
                 for agent_id, seq, type_, payload, created_at in rows]

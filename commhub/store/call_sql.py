@@ -306,8 +306,8 @@ class CallSql:
             return []
         where = " OR ".join(f"(agent_id = :a{i} AND seq = :s{i})" for i in range(len(keys)))
         params = {**{f"a{i}": a for i, (a, _) in enumerate(keys)}, **{f"s{i}": s for i, (_, s) in enumerate(keys)}}
-        rows = self.db.rows(f"SELECT agent_id, seq, type, payload, created_at FROM agent_messages WHERE {where}",
-                            params)
+        rows = self.db.rows(f"SELECT agent_id, seq, type, payload, created_at FROM agent_messages WHERE {where} "
+                            "ORDER BY agent_id, seq", params)
         return [(a, s, t, read_json(p), self.db.read_time(c)) for a, s, t, p, c in rows]
 
     def insert_messages(self, rows: list[dict[str, Any]]) -> None:

@@ -15,29 +15,19 @@ import aiohttp
 import pytest
 
 from support.cluster import CommhubCluster, mailbox_of
-from support.dovecot import Dovecot, require_dovecot
+from support.dovecot import Dovecot, running_dovecot
 from support.pgcluster import PostgresCluster
-
-
-def _dovecot(directory: Path) -> Iterator[Dovecot]:
-    require_dovecot()
-    server = Dovecot(directory)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="package")
 def shared_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    yield from _dovecot(tmp_path_factory.mktemp("shared-imap"))
+    yield from running_dovecot(tmp_path_factory.mktemp("shared-imap"))
 
 
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     """A Dovecot of this test's own."""
-    yield from _dovecot(tmp_path / "imap")
+    yield from running_dovecot(tmp_path / "imap")
 
 
 @pytest.fixture(scope="package")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.dovecot import Dovecot, require_dovecot
+from support.dovecot import Dovecot, running_dovecot
 from support.smtp_server import SmtpServer, TlsMode
 
 SMTP_USER = "mailer"
@@ -26,13 +26,7 @@ SMTP_TOKEN = "mailer-oauth-token"
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     """A running Dovecot with one user (`user`, `password`, `oauth_token`) and an empty INBOX."""
-    require_dovecot()
-    server = Dovecot(tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running_dovecot(tmp_path)
 
 
 SmtpServerFactory = Callable[..., SmtpServer]

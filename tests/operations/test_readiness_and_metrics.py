@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr

@@ -7,20 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from support.dovecot import Dovecot, require_dovecot
+from support.dovecot import Dovecot, running_dovecot
 from support.migrated import migrated_template
 
 
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     """A private Dovecot (fails under CI when it is not installed, skips elsewhere)."""
-    require_dovecot()
-    server = Dovecot(tmp_path / "imap")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running_dovecot(tmp_path / "imap")
 
 
 @pytest.fixture(scope="session")

@@ -526,3 +526,15 @@ service imap-login {{
             if time.monotonic() > deadline:
                 raise RuntimeError(f"ports {self.port}/{self.imaps_port} still busy after stopping Dovecot")
             time.sleep(0.02)
+
+
+def running_dovecot(directory: Path) -> Iterator[Dovecot]:
+    """A started private Dovecot in `directory`, closed afterwards; the body of the suites' fixtures
+    (fails under CI when Dovecot is not installed, skips elsewhere)."""
+    require_dovecot()
+    server = Dovecot(directory)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
