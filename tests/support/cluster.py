@@ -45,7 +45,7 @@ import asyncpg
 from support.commhub_process import SOURCE, SOURCE_SECRET
 from support.dovecot import Dovecot
 from support.faults import FaultyCommhub, log_time
-from support.load import CHANGE_TYPES  # the messages that take a seq (session replies do not)
+from support.load import CHANGE_TYPES, wait_for  # CHANGE_TYPES: the messages that take a seq
 from support.pgcluster import SUPERUSER, PostgresCluster
 
 HOOK_PATH = f"/hooks/{SOURCE}?token={SOURCE_SECRET}"
@@ -741,21 +741,3 @@ def dovecot_sessions(log_file: Path) -> dict[str, str | None]:
             how = ended.group(2)
             sessions[ended.group(1)] = "Logged out" if how.startswith("Logged out") else how[:200]
     return sessions
-
-
-# --- waiting ------------------------------------------------------------------------------------
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll `condition` (a function, or a coroutine function) until it is true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
-

@@ -291,12 +291,13 @@ class AgentListener:
         return [message for _, message in sorted(self.by_seq.items()) if message["type"] == kind]
 
 
-async def wait_for(condition: Callable[[], bool] | Callable[[], Awaitable[bool]], timeout: float,
+async def wait_for(condition: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout: float,
                    what: str, interval: float = 0.1) -> None:
+    """Poll `condition` (a function, or a coroutine function) until it is true."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
-        if not isinstance(result, bool):
+        if asyncio.iscoroutine(result):
             result = await result
         if result:
             return
