@@ -103,7 +103,8 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(every(CHECKPOINT_INTERVAL_S, checkpoint_wal, first_after=CHECKPOINT_INTERVAL_S))
     app.cleanup_ctx.append(every(RETENTION_INTERVAL_S, apply_retention, first_after=RETENTION_FIRST_RUN_S))
     app.on_startup.append(freeze_startup_objects)
-    app.on_shutdown.append(drain)
+    # After `commhub serve`'s own drain (web/draining.py) a no-op; an app stopped otherwise (tests) drains here.
+    app.on_shutdown.append(begin_drain)
     add_routes(app)
     return app
 
@@ -241,12 +242,6 @@ async def freeze_startup_objects(app: web.Application) -> None:
     the middle of a screen-pop, every few seconds under load."""
     gc.collect()
     gc.freeze()
-
-
-async def drain(app: web.Application) -> None:
-    """aiohttp's shutdown: after `commhub serve`'s own drain (web/draining.py) nothing is left to do;
-    an application stopped otherwise (tests) is told to drain here."""
-    await begin_drain(app)
 
 
 def caller_index(url: str, engine: AsyncEngine) -> CallerIndex:

@@ -52,9 +52,6 @@ class LeaseKeeper:
         task = self._running.get(name)
         return task is not None and not task.done()
 
-    def held(self) -> list[str]:
-        return [name for name in self._running if self.holds(name)]
-
     def broken(self) -> list[str]:
         """Duties whose task ended by itself (a bug: they run until cancelled)."""
         return [name for name, task in self._running.items() if task.done()]

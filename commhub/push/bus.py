@@ -46,7 +46,6 @@ class PushBus:
         self._inbox: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
-        self.received = 0
 
     async def start(self, wait_s: float = CONNECT_TIMEOUT_S) -> None:
         """Start listening; returns once listening (or after `wait_s`, still trying in the background)."""
@@ -105,7 +104,6 @@ class PushBus:
             payload = await self._inbox.get()
             try:
                 items = decode_notice(payload)
-                self.received += len(items)
                 ready: list[Message] = []
                 stored: list[tuple[int, int]] = []  # consecutive references: one query for them
                 for item in items:

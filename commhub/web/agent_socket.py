@@ -124,7 +124,6 @@ async def _authenticate(request: web.Request) -> tuple[Agent, str]:
                            "or sign in to the console")
     agent = await agent_for_token(request, found.token)
     return agent, found.token
-    return agent
 
 
 def _after_param(request: web.Request) -> int | None:
